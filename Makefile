@@ -1,0 +1,41 @@
+# The README's commands. `make help` lists the targets.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+# Stages run `python -m sonarlab...`: make that the environment's python.
+export PATH := $(BIN):$(PATH)
+# No usage telemetry from the tools (and no waiting on it where the network is closed).
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.DEFAULT_GOAL := help
+.PHONY: help env pipeline test lint format ui
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+env: $(VENV)/.installed ## create the environment from the lock file
+
+pipeline: env ## run the whole pipeline: dvc repro (SONAR_SOURCE=<copy> when offline)
+	dvc repro
+
+test: env ## run the tests (unit and integration, real DVC and MLflow)
+	python -m pytest
+
+lint: env ## ruff lint and format check
+	ruff check src tests
+	ruff format --check src tests
+
+format: env ## apply ruff's fixes and formatting
+	ruff check --fix src tests
+	ruff format src tests
+
+ui: env ## the MLflow UI for the repo-root store, on http://127.0.0.1:5000
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
