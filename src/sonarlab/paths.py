@@ -1,0 +1,61 @@
+"""Every path the pipeline reads or writes, relative to the project root.
+
+Two roots matter. The *workspace* is the directory DVC runs the stage in (the repo,
+or the temporary copy that ``dvc exp run --temp``/``--queue`` makes); stage inputs
+and outputs live there so DVC can collect them. The *store root* is where the
+MLflow store lives: ``DVC_ROOT`` (the real repository, even for a temporary copy),
+so that every run of every experiment lands in one store.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def find_workspace(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` (default: cwd) holding ``dvc.yaml``."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "dvc.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no dvc.yaml in {here} or above: run sonarlab from inside the project")
+
+
+def store_root(workspace: Path, env: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    """Where the default MLflow store lives: ``$DVC_ROOT`` when DVC runs us, else the workspace."""
+    env = os.environ if env is None else env
+    return Path(env["DVC_ROOT"]).resolve() if env.get("DVC_ROOT") else workspace
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def raw_data(self) -> Path:
+        return self.root / "data" / "raw" / "sonar.csv"
+
+    @property
+    def folds(self) -> Path:
+        return self.root / "data" / "prepared" / "folds.csv"
+
+    @property
+    def scalers(self) -> Path:
+        return self.root / "data" / "prepared" / "scalers.json"
+
+    def results(self, variant: str) -> Path:
+        return self.root / "results" / variant
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+
+def workspace_paths() -> Paths:
+    return Paths(find_workspace())
