@@ -1,0 +1,141 @@
+import http.server
+import io
+import threading
+import zipfile
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from tests.conftest import sonar_csv_text, synthetic_sonar
+
+from sonarlab import data
+
+GOOD = sonar_csv_text(*synthetic_sonar())
+
+
+def zipped(name: str, text: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(name, text)
+        zf.writestr("sonar.names", "description")
+    return buf.getvalue()
+
+
+def test_real_copy_matches_the_pinned_fingerprint(shared_sonar):
+    sonar = data.load(shared_sonar.read_bytes())
+    assert len(sonar.labels) == 208 and sonar.X.shape == (208, 60)
+    assert int(sonar.y.sum()) == 111  # mines are the positive class
+    # canonical text is the file itself, give or take the final newline
+    assert data.canonical_text(sonar).strip() == shared_sonar.read_text().strip()
+
+
+def test_line_endings_do_not_change_the_fingerprint(shared_sonar):
+    crlf = shared_sonar.read_text().replace("\n", "\r\n").encode()
+    assert data.fingerprint(data.load(crlf)) == data.FINGERPRINT
+
+
+def test_zip_download_is_unpacked(shared_sonar):
+    payload = zipped("sonar.all-data", shared_sonar.read_text())
+    assert data.fingerprint(data.load(payload)) == data.FINGERPRINT
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"", "no rows"),
+        (b"<!DOCTYPE html><html><body>Service unavailable</body></html>", "HTML"),
+        (GOOD.replace(",M\n", ",0.1,M\n", 1).encode(), "row 1: 62 columns"),
+        (GOOD.replace("0.", "x.", 1).encode(), "not a number"),
+        (GOOD.replace(GOOD.split(",")[0], "nan", 1).encode(), "NaN"),
+        (GOOD.replace(GOOD.split(",")[0], "1.5", 1).encode(), "outside [0, 1]"),
+        (GOOD.replace(",R\n", ",X\n", 1).encode(), "labels ['X']"),
+        (b"PK\x03\x04 this is not really a zip", "corrupt zip"),
+        (zipped("other.csv", GOOD), "zip holds no sonar.all-data"),
+        (GOOD.encode(), "rows, expected 208"),
+    ],
+)
+def test_bad_payloads_are_rejected_with_a_reason(payload, message):
+    with pytest.raises(data.DataError) as err:
+        data.load(payload)
+    assert message in str(err.value)
+
+
+def test_truncated_real_copy_is_rejected(shared_sonar):
+    lines = shared_sonar.read_text().splitlines()
+    with pytest.raises(data.DataError, match="207 rows, expected 208"):
+        data.load("\n".join(lines[:-1]).encode())
+
+
+def test_edited_value_fails_the_fingerprint(shared_sonar):
+    text = shared_sonar.read_text()
+    edited = text.replace("0.0200,", "0.0201,", 1)
+    with pytest.raises(data.DataError, match="fingerprint"):
+        data.load(edited.encode())
+
+
+def test_fetch_first_falls_through_to_the_next_source(shared_sonar):
+    calls = []
+
+    def reader(source):
+        calls.append(source)
+        if source == "broken":
+            raise OSError("connection refused")
+        return shared_sonar.read_bytes()
+
+    source, sonar = data.fetch_first(["broken", "good"], reader)
+    assert source == "good" and calls == ["broken", "good"]
+    assert np.isclose(sonar.X[0, 0], 0.02)
+
+
+def test_fetch_first_names_every_failure():
+    def reader(source):
+        return b"<html>oops</html>" if source == "a" else b""
+
+    with pytest.raises(OSError, match=r"a: got an HTML.*; b: no rows"):
+        data.fetch_first(["a", "b"], reader)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+    body = b""
+
+    def do_GET(self):
+        self.hits.append(self.path)
+        if self.path == "/missing":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(shared_sonar):
+    _Handler.hits = []
+    _Handler.body = zipped("sonar.all-data", shared_sonar.read_text())
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_http_download_of_the_zip(server, monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    payload = data.http_get(f"{server}/sonar.zip", timeout=5, retries=0)
+    assert data.fingerprint(data.load(payload)) == data.FINGERPRINT
+
+
+def test_client_errors_are_not_retried(server, monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with pytest.raises(OSError, match="Not Found"):
+        data.http_get(f"{server}/missing", timeout=5, retries=3, backoff=0.01)
+    assert _Handler.hits == ["/missing"]
+
+
+def test_relative_local_source_is_taken_from_the_base(tmp_path):
+    (tmp_path / "copy.csv").write_text("x")
+    assert data.read_source("copy.csv", tmp_path, 1, 0) == b"x"
