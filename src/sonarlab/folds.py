@@ -1,0 +1,137 @@
+"""Stratified fold assignment and in-fold standardization statistics.
+
+The tutorial wraps StandardScaler and the network in one scikit-learn Pipeline, so
+each fold's scaler is fitted on that fold's training rows only. We keep exactly
+that: the statistics of fold k come from the rows outside fold k, and the
+held-out rows never influence the scaling they are evaluated with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from sonarlab.config import ConfigError, CVConfig
+
+
+@dataclass(frozen=True)
+class Split:
+    repeat: int
+    fold: int
+    train: np.ndarray  # row indices
+    test: np.ndarray
+
+
+@dataclass(frozen=True)
+class Scaler:
+    mean: np.ndarray
+    std: np.ndarray  # population std (ddof=0), 1 where a band is constant, as StandardScaler
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> Scaler:
+        X = np.asarray(X, dtype=np.float64)
+        std = X.std(axis=0)
+        return cls(mean=X.mean(axis=0), std=np.where(std == 0.0, 1.0, std))
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[float]]) -> Scaler:
+        return cls(mean=np.asarray(data["mean"]), std=np.asarray(data["std"]))
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """Independent, reproducible shuffling seed for one repeat."""
+    return int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
+
+
+def assign_folds(y: np.ndarray, folds: int, repeats: int, seed: int) -> np.ndarray:
+    """Fold id of every row for every repeat: an int array of shape (repeats, n).
+
+    Stratified: each fold keeps the class proportions. Every row is held out
+    exactly once per repeat.
+    """
+    y = np.asarray(y)
+    smallest = int(np.bincount(y.astype(int)).min()) if len(y) else 0
+    if folds > smallest:
+        raise ConfigError(
+            f"cv.folds: got {folds}; allowed: at most {smallest} (the smaller class's row count)"
+        )
+    out = np.empty((repeats, len(y)), dtype=np.int64)
+    for r in range(repeats):
+        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=repeat_seed(seed, r))
+        for k, (_, test) in enumerate(skf.split(np.zeros(len(y)), y)):
+            out[r, test] = k
+    return out
+
+
+def splits(assignment: np.ndarray) -> list[Split]:
+    """The (train, test) row indices of every fold of every repeat, in order."""
+    out = []
+    for r, row in enumerate(assignment):
+        for k in range(int(row.max()) + 1):
+            out.append(Split(r, k, np.flatnonzero(row != k), np.flatnonzero(row == k)))
+    return out
+
+
+def fold_scalers(X: np.ndarray, assignment: np.ndarray) -> list[Scaler]:
+    """One scaler per split, fitted on that split's training rows only."""
+    return [Scaler.fit(X[s.train]) for s in splits(assignment)]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What ``standardize`` hands every ``cv@<variant>``: the same splits for all of them."""
+
+    cv: CVConfig
+    assignment: np.ndarray  # (repeats, n) fold id per row
+    scalers: list[Scaler]  # one per split, in ``splits(assignment)`` order
+    full: Scaler  # all rows: for the final model
+
+    @property
+    def splits(self) -> list[Split]:
+        return splits(self.assignment)
+
+
+def prepare(X: np.ndarray, y: np.ndarray, cv: CVConfig) -> Prepared:
+    assignment = assign_folds(y, cv.folds, cv.repeats, cv.seed)
+    return Prepared(cv, assignment, fold_scalers(X, assignment), Scaler.fit(X))
+
+
+def folds_table(prepared: Prepared) -> str:
+    """CSV ``row,repeat,fold``: the fold that holds each row out, per repeat."""
+    lines = ["row,repeat,fold"]
+    for r, row in enumerate(prepared.assignment):
+        lines += [f"{i},{r},{k}" for i, k in enumerate(row)]
+    return "\n".join(lines) + "\n"
+
+
+def scalers_document(prepared: Prepared) -> dict:
+    return {
+        "cv": {
+            "folds": prepared.cv.folds,
+            "repeats": prepared.cv.repeats,
+            "seed": prepared.cv.seed,
+        },
+        "splits": [
+            {"repeat": s.repeat, "fold": s.fold, **sc.to_json()}
+            for s, sc in zip(prepared.splits, prepared.scalers, strict=True)
+        ],
+        "full": prepared.full.to_json(),
+    }
+
+
+def read_prepared(folds_csv: str, scalers: dict) -> Prepared:
+    body = np.loadtxt(folds_csv.splitlines()[1:], delimiter=",", dtype=np.int64, ndmin=2)
+    cv = CVConfig(**scalers["cv"])
+    assignment = np.empty((cv.repeats, int(body[:, 0].max()) + 1), dtype=np.int64)
+    assignment[body[:, 1], body[:, 0]] = body[:, 2]
+    return Prepared(
+        cv=cv,
+        assignment=assignment,
+        scalers=[Scaler.from_json(s) for s in scalers["splits"]],
+        full=Scaler.from_json(scalers["full"]),
+    )

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from sonarlab.config import ConfigError, CVConfig
+from sonarlab.folds import (
+    Scaler,
+    assign_folds,
+    fold_scalers,
+    folds_table,
+    prepare,
+    read_prepared,
+    scalers_document,
+    splits,
+)
+
+
+def test_every_row_is_held_out_exactly_once_per_repeat(tiny_data):
+    _, y = tiny_data
+    assignment = assign_folds(y, folds=5, repeats=3, seed=1)
+    assert assignment.shape == (3, len(y))
+    for r in range(3):
+        held_out = np.concatenate([s.test for s in splits(assignment) if s.repeat == r])
+        assert sorted(held_out.tolist()) == list(range(len(y)))
+    for s in splits(assignment):
+        assert not set(s.train) & set(s.test)
+        assert len(s.train) + len(s.test) == len(y)
+
+
+def test_folds_are_stratified(tiny_data):
+    _, y = tiny_data
+    assignment = assign_folds(y, folds=5, repeats=1, seed=1)
+    share = y.mean()
+    for s in splits(assignment):
+        expected = share * len(s.test)
+        assert abs(y[s.test].sum() - expected) <= 1.0
+
+
+def test_folds_are_deterministic_and_depend_on_seed_and_repeat(tiny_data):
+    _, y = tiny_data
+    a = assign_folds(y, 5, 2, seed=3)
+    np.testing.assert_array_equal(a, assign_folds(y, 5, 2, seed=3))
+    assert not np.array_equal(a, assign_folds(y, 5, 2, seed=4))
+    assert not np.array_equal(a[0], a[1])  # repeats reshuffle
+
+
+def test_more_folds_than_the_smaller_class_is_a_config_error():
+    y = np.array([1] * 10 + [0] * 3)
+    with pytest.raises(ConfigError, match=r"cv.folds: got 4; allowed: at most 3"):
+        assign_folds(y, folds=4, repeats=1, seed=0)
+
+
+def test_scaler_statistics_come_from_the_training_part_only(tiny_data):
+    X, y = tiny_data
+    assignment = assign_folds(y, 4, 1, seed=0)
+    for split, scaler in zip(splits(assignment), fold_scalers(X, assignment), strict=True):
+        train = X[split.train].astype(np.float64)
+        np.testing.assert_allclose(scaler.mean, train.mean(axis=0))
+        np.testing.assert_allclose(scaler.std, train.std(axis=0))  # population std
+        assert not np.allclose(scaler.mean, X.astype(np.float64).mean(axis=0))
+
+
+def test_constant_band_gets_unit_scale_like_standardscaler():
+    X = np.ones((6, 3))
+    X[:, 1] = np.arange(6)
+    s = Scaler.fit(X)
+    assert s.std[0] == 1.0 and s.std[2] == 1.0 and s.std[1] == pytest.approx(np.arange(6).std())
+
+
+def test_prepared_round_trips_through_its_files(tiny_data):
+    X, y = tiny_data
+    cv = CVConfig(folds=4, repeats=2, seed=5)
+    prepared = prepare(X, y, cv)
+    back = read_prepared(folds_table(prepared), scalers_document(prepared))
+    assert back.cv == cv
+    np.testing.assert_array_equal(back.assignment, prepared.assignment)
+    assert len(back.scalers) == 8
+    for a, b in zip(back.scalers, prepared.scalers, strict=True):
+        np.testing.assert_allclose(a.mean, b.mean)
+        np.testing.assert_allclose(a.std, b.std)
+    np.testing.assert_allclose(back.full.mean, X.astype(np.float64).mean(axis=0))
