@@ -1,0 +1,96 @@
+"""The one model factory: every variant is a ``VariantConfig`` read by ``build_model``.
+
+The network takes raw 60-band rows: a fixed ``Normalization`` layer holding the
+fold's (or, for the final model, the full data's) standardization statistics comes
+first, so a saved model needs no separate scaler.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from sonarlab.config import N_BANDS, ModelConfig, OptimizerConfig, ScheduleConfig, VariantConfig
+from sonarlab.folds import Scaler
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer updates per epoch: the last, short batch is still an update."""
+    return math.ceil(n_train / batch_size)
+
+
+def make_learning_rate(
+    optimizer: OptimizerConfig,
+    schedule: ScheduleConfig,
+    epochs: int,
+    updates_per_epoch: int,
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The learning rate, or a Keras schedule evaluated at every optimizer update.
+
+    ``time`` reproduces Keras 2's ``SGD(decay=...)``: lr0 / (1 + decay * t) with t
+    the update count (``decay`` defaults to lr0 / epochs, the tutorial's choice).
+    ``step`` multiplies the rate by ``drop`` every ``every`` epochs, counting epochs
+    from 0: lr0 * drop ** floor(epoch / every). (The often-copied
+    ``pow(drop, floor(1 + epoch) / every)`` puts ``floor`` around ``1 + epoch``,
+    where it does nothing, and so decays smoothly instead of in steps.)
+    """
+    lr0 = optimizer.learning_rate
+    if schedule.kind == "constant":
+        return lr0
+    if schedule.kind == "time":
+        decay = schedule.decay if schedule.decay is not None else lr0 / epochs
+        return keras.optimizers.schedules.InverseTimeDecay(lr0, decay_steps=1, decay_rate=decay)
+    if schedule.kind == "step":
+        return keras.optimizers.schedules.ExponentialDecay(
+            lr0,
+            decay_steps=schedule.every * updates_per_epoch,
+            decay_rate=schedule.drop,
+            staircase=True,
+        )
+    raise ValueError(f"unknown schedule kind {schedule.kind!r}")  # validated in config
+
+
+def _body(model: ModelConfig, x: keras.KerasTensor) -> keras.KerasTensor:
+    if model.kind == "mlp":
+        constraint = keras.constraints.MaxNorm(model.max_norm) if model.max_norm else None
+        if model.input_dropout > 0:
+            x = keras.layers.Dropout(model.input_dropout, name="input_dropout")(x)
+        for i, units in enumerate(model.hidden, start=1):
+            x = keras.layers.Dense(
+                units, activation="relu", kernel_constraint=constraint, name=f"hidden_{i}"
+            )(x)
+            if model.hidden_dropout > 0:
+                x = keras.layers.Dropout(model.hidden_dropout, name=f"hidden_dropout_{i}")(x)
+        return x
+    x = keras.layers.Reshape((model.timesteps, model.features), name="bands_as_sequence")(x)
+    return keras.layers.LSTM(
+        model.units,
+        dropout=model.dropout,
+        recurrent_dropout=model.recurrent_dropout,
+        name="lstm",
+    )(x)
+
+
+def build_model(variant: VariantConfig, scaler: Scaler, n_train: int) -> keras.Model:
+    """A compiled network for ``variant`` that standardizes raw rows with ``scaler``.
+
+    ``n_train`` fixes the number of updates per epoch, which step schedules need.
+    """
+    inputs = keras.Input((N_BANDS,), name="bands")
+    x = keras.layers.Normalization(
+        mean=scaler.mean.tolist(), variance=(scaler.std**2).tolist(), name="standardize"
+    )(inputs)
+    x = _body(variant.model, x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="p_mine")(x)
+    model = keras.Model(inputs, outputs, name=f"sonar_{variant.model.kind}")
+    updates = steps_per_epoch(n_train, variant.batch_size)
+    lr = make_learning_rate(variant.optimizer, variant.schedule, variant.epochs, updates)
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=variant.optimizer.momentum),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+        # One host call per epoch instead of per batch: same arithmetic, less overhead.
+        steps_per_execution=updates,
+    )
+    return model
