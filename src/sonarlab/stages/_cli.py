@@ -1,0 +1,32 @@
+"""What every stage CLI shares: logging set-up and turning known errors into one line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from sonarlab.config import ConfigError
+from sonarlab.data import DataError
+
+log = logging.getLogger("sonarlab")
+
+
+def run(stage: str, body: Callable[[], None]) -> int:
+    """Run ``body``; a bad parameter or bad data ends it with one line and exit code 2 or 1."""
+    logging.basicConfig(
+        level=os.environ.get("SONARLAB_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    try:
+        body()
+    except ConfigError as exc:
+        log.error("%s: invalid parameter: %s", stage, exc)
+        return 2
+    except (DataError, OSError) as exc:
+        log.error("%s: %s", stage, exc)
+        return 1
+    return 0

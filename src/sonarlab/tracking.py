@@ -1,0 +1,100 @@
+"""MLflow wiring: where the store is, which experiment, what every run is tagged with.
+
+Default store: ``sqlite:///<store root>/mlflow.db`` with artifacts in
+``<store root>/mlartifacts``, the store root being ``$DVC_ROOT`` when DVC runs the
+stage (see ``paths``). ``MLFLOW_TRACKING_URI`` overrides it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Mapping
+from importlib.metadata import version
+from pathlib import Path
+import mlflow
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+
+
+def default_tracking_uri(store_root: Path) -> str:
+    return f"sqlite:///{store_root / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(store_root: Path, env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return env.get("MLFLOW_TRACKING_URI") or default_tracking_uri(store_root)
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts beside a SQLite store (an absolute ``file:`` URI); servers choose their own."""
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix):
+        return (Path(tracking_uri[len(prefix) :]).parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
+    """The experiment's id, creating it (artifacts beside the store) if it does not exist.
+
+    An experiment's artifact location is fixed at creation, so it is set explicitly
+    here rather than left to MLflow's cwd-relative default.
+    """
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+    except MlflowException:
+        # A parallel stage may have created it between our lookup and create.
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def git_commit(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_tags(stage: str, workspace: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = os.environ if env is None else env
+    tags = {"dvc.stage": env.get("DVC_STAGE") or stage}
+    commit = git_commit(workspace)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    if env.get("DVC_EXP_NAME"):
+        tags["dvc.exp_name"] = env["DVC_EXP_NAME"]
+    if env.get("DVC_EXP_BASELINE_REV"):
+        tags["dvc.exp_baseline_rev"] = env["DVC_EXP_BASELINE_REV"]
+    return tags
+
+
+def log_series(
+    client: MlflowClient, run_id: str, series: Mapping[str, list[float]], timestamp_ms: int
+) -> None:
+    """Log per-epoch series (step = epoch) in as few ``log_batch`` calls as the limit allows."""
+    metrics = [
+        Metric(key, float(v), timestamp_ms, step)
+        for key, values in series.items()
+        for step, v in enumerate(values)
+    ]
+    for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
+
+
+def model_requirements() -> list[str]:
+    """What serving the logged Keras model needs, at the versions that trained it."""
+    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "tensorflow", "keras")]
