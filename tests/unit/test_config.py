@@ -1,7 +1,6 @@
 import copy
 
 import pytest
-from tests.conftest import ROOT
 
 from sonarlab.config import (
     ConfigError,
@@ -12,6 +11,7 @@ from sonarlab.config import (
     read_params,
     variant_names,
 )
+from tests.conftest import ROOT
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from tests.conftest import sonar_csv_text, synthetic_sonar
 
 from sonarlab import data
+from tests.conftest import sonar_csv_text, synthetic_sonar
 
 GOOD = sonar_csv_text(*synthetic_sonar())
 

@@ -6,10 +6,10 @@ import socket
 
 import pytest
 import yaml
-from tests.conftest import ROOT
 
 from sonarlab import data
 from sonarlab.stages import fetch
+from tests.conftest import ROOT
 
 
 def closed_port() -> int:

@@ -3,7 +3,6 @@ import math
 import keras
 import numpy as np
 import pytest
-from tests.conftest import ROOT
 
 from sonarlab.config import (
     ModelConfig,
@@ -15,6 +14,7 @@ from sonarlab.config import (
 )
 from sonarlab.folds import Scaler
 from sonarlab.model import build_model, make_learning_rate, steps_per_epoch
+from tests.conftest import ROOT
 
 PARAMS = read_params(ROOT / "params.yaml")
 SCALER = Scaler(mean=np.linspace(0.0, 0.5, 60), std=np.linspace(0.1, 0.3, 60))
