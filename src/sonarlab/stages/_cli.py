@@ -26,6 +26,9 @@ def run(stage: str, body: Callable[[], None]) -> int:
     except ConfigError as exc:
         log.error("%s: invalid parameter: %s", stage, exc)
         return 2
+    except FileNotFoundError as exc:
+        log.error("%s: missing input %s (run `dvc repro` to make it)", stage, exc.filename)
+        return 1
     except (DataError, OSError) as exc:
         log.error("%s: %s", stage, exc)
         return 1

@@ -104,7 +104,9 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     experiment_id = tracking.ensure_experiment(client, ml.experiment, uri)
-    launched = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`: that run is our parent
+    # `mlflow run` hands us the run it made: that is our parent. Taken out of the
+    # environment so that the nested fold runs do not resume it too.
+    launched = os.environ.pop("MLFLOW_RUN_ID", None)
     if launched:
         experiment_id = client.get_run(launched).info.experiment_id
     stage = f"cv@{variant_name}"
