@@ -1,0 +1,99 @@
+"""A temporary copy of the project, shrunk to tiny work, driven with the real tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, SHARED_SONAR
+
+BIN = Path(sys.executable).parent
+COPY_IGNORE = shutil.ignore_patterns(
+    ".venv", ".git", "mlflow.db*", "mlartifacts", "mlruns", "results", "reports", "data",
+    "dvc.lock", "cache", "tmp", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache",
+    "dvc_plots",
+)  # fmt: skip
+TINY = {"folds": 3, "epochs": 2}
+
+
+def tiny_params(params: dict) -> dict:
+    params["cv"]["folds"] = TINY["folds"]
+    for variant in params["variants"].values():
+        variant["epochs"] = TINY["epochs"]
+        if variant["model"]["kind"] == "lstm":
+            variant["model"]["units"] = 4
+    return params
+
+
+class Project:
+    """The copy, and the commands a user would type in it."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root, self.env = root, env
+
+    def run(self, *cmd: str, check: bool = True, env: dict | None = None):
+        proc = subprocess.run(
+            cmd, cwd=self.root, env={**self.env, **(env or {})}, capture_output=True, text=True
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+                f"\n--- stderr\n{proc.stderr[-6000:]}"
+            )
+        return proc
+
+    def dvc(self, *args: str, **kw):
+        return self.run(str(BIN / "dvc"), *args, **kw)
+
+    def params(self) -> dict:
+        return yaml.safe_load((self.root / "params.yaml").read_text())
+
+    def write_params(self, params: dict) -> None:
+        (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def metrics(self, variant: str) -> dict:
+        return json.loads((self.root / "results" / variant / "metrics.json").read_text())
+
+    @property
+    def store(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> Project:
+    if not SHARED_SONAR.is_file():
+        pytest.skip(f"no offline copy of the Sonar data at {SHARED_SONAR}")
+    root = tmp_path_factory.mktemp("sonarlab") / "repo"
+    shutil.copytree(ROOT, root, ignore=COPY_IGNORE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "SONAR_"))}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        SONAR_SOURCE=str(SHARED_SONAR),
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
+        GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid",
+    )  # fmt: skip
+    p = Project(root, env)
+    p.write_params(tiny_params(p.params()))
+    p.run("git", "init", "-q", "-b", "main")
+    p.run("git", "add", "-A")
+    p.run("git", "commit", "-q", "-m", "tiny copy of sonarlab")
+    return p
+
+
+@pytest.fixture(scope="session")
+def reproduced(project: Project) -> tuple[Project, str]:
+    """The copy after one full ``dvc repro``; its output."""
+    out = project.dvc("repro")
+    return project, out.stdout + out.stderr

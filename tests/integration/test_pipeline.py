@@ -1,0 +1,188 @@
+"""End to end on a tiny copy: real ``dvc``, a real MLflow SQLite store, real data copy."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sonarlab import data
+from tests.conftest import SHARED_SONAR
+from tests.integration.conftest import BIN, TINY, ran_stages
+
+pytestmark = pytest.mark.integration
+
+VARIANTS = ["baseline", "visible", "hidden", "lstm", "lr_decay"]
+
+
+def parent_runs(client: MlflowClient, experiment_id: str):
+    runs = client.search_runs([experiment_id], max_results=1000)
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+
+
+def children(client: MlflowClient, run) -> list:
+    return client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+
+
+def test_repro_runs_every_stage_once_in_dependency_order(reproduced):
+    project, out = reproduced
+    ran = ran_stages(out)
+    assert ran[:2] == ["fetch", "standardize"] and ran[-1] == "report"
+    assert sorted(ran[2:-1]) == sorted(f"cv@{v}" for v in VARIANTS)
+    raw = project.root / "data" / "raw" / "sonar.csv"
+    assert data.fingerprint(data.read_local(raw)) == data.FINGERPRINT
+
+
+def test_dag_and_metrics_show_every_variant(reproduced):
+    project, _ = reproduced
+    dag = project.dvc("dag").stdout
+    for stage in ["fetch", "standardize", "report", *(f"cv@{v}" for v in VARIANTS)]:
+        assert stage in dag
+    shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
+    per_file = shown[""]["data"]
+    for v in VARIANTS:
+        m = per_file[f"results/{v}/metrics.json"]["data"]
+        assert 0.0 <= m["accuracy_std"] < m["accuracy_mean"] <= 1.0
+        assert m["n_folds"] == TINY["folds"]
+
+
+def test_generated_files_are_owned_by_dvc_not_git(reproduced):
+    project, _ = reproduced
+    outputs = ["data/raw/sonar.csv", "data/prepared/folds.csv", "reports/summary.md",
+               *(f"results/{v}/{f}" for v in VARIANTS
+                 for f in ("metrics.json", "model.keras", "curves.csv", "folds.csv"))]  # fmt: skip
+    for path in outputs:
+        assert (project.root / path).is_file(), path
+        assert project.run("git", "check-ignore", "-q", path, check=False).returncode == 0, path
+    status = project.run("git", "status", "--porcelain", "--untracked-files=all").stdout
+    # Only DVC's bookkeeping changes: the lock file and the .gitignore files it writes.
+    assert all(ln.endswith(("dvc.lock", ".gitignore")) for ln in status.splitlines()), status
+
+
+def test_report_puts_the_tutorial_beside_our_numbers(reproduced):
+    project, _ = reproduced
+    summary = (project.root / "reports" / "summary.md").read_text()
+    for v in VARIANTS:
+        assert f"| {v} | " in summary
+    assert "86.04% (4.58%)" in summary and "83.52% (7.68%)" in summary
+    m = project.metrics("hidden")
+    assert f"{100 * m['accuracy_mean']:.2f}% ({100 * m['accuracy_std']:.2f}%)" in summary
+    png = (project.root / "reports" / "fold_accuracy.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
+def test_store_holds_a_parent_run_per_variant_with_nested_folds(reproduced):
+    project, _ = reproduced
+    client = MlflowClient(project.store)
+    exp = client.get_experiment_by_name("sonar-dropout")
+    assert exp.artifact_location == (project.root / "mlartifacts").as_uri()
+    parents = {r.info.run_name: r for r in parent_runs(client, exp.experiment_id)}
+    assert sorted(parents) == sorted(VARIANTS)
+    head = project.run("git", "rev-parse", "HEAD").stdout.strip()
+    for name, run in parents.items():
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["dvc.stage"] == f"cv@{name}"
+        assert run.data.tags["mlflow.source.git.commit"] == head
+        assert run.data.params["cv.folds"] == str(TINY["folds"])
+        assert run.data.params["variant.epochs"] == str(TINY["epochs"])
+        assert "variant.model.kind" in run.data.params
+        m = project.metrics(name)
+        for key in ("accuracy_mean", "accuracy_std", "roc_auc_mean", "log_loss_mean",
+                    "overfit_gap_mean", "seconds"):  # fmt: skip
+            assert run.data.metrics[key] == pytest.approx(m[key])
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"folds.csv", "learning_curves.png", "curves.csv", "metrics.json",
+                "params.json"} <= artifacts  # fmt: skip
+        folds = children(client, run)
+        assert len(folds) == TINY["folds"]
+        for fold in folds:
+            history = client.get_metric_history(fold.info.run_id, "epoch_test_loss")
+            assert [h.step for h in history] == list(range(TINY["epochs"]))
+            assert {"accuracy", "roc_auc", "log_loss", "train_accuracy"} <= set(fold.data.metrics)
+
+
+def test_logged_model_predicts_from_raw_rows(reproduced):
+    project, _ = reproduced
+    client = MlflowClient(project.store)
+    exp = client.get_experiment_by_name("sonar-dropout")
+    run = next(r for r in parent_runs(client, exp.experiment_id) if r.info.run_name == "hidden")
+    mlflow.set_tracking_uri(project.store)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    inputs = model.metadata.signature.inputs.to_dict()
+    assert list(inputs[0]["tensor-spec"]["shape"]) == [-1, 60]
+    raw = data.read_local(SHARED_SONAR).X
+    p = np.asarray(model.predict(raw)).ravel()
+    assert p.shape == (208,) and ((p >= 0) & (p <= 1)).all()
+    local = keras.saving.load_model(project.root / "results" / "hidden" / "model.keras")
+    np.testing.assert_allclose(p, local.predict(raw, verbose=0).ravel(), rtol=1e-5, atol=1e-6)
+
+
+def test_second_repro_runs_nothing(reproduced):
+    project, _ = reproduced
+    out = project.dvc("repro")
+    assert ran_stages(out.stdout) == []
+    assert "Data and pipelines are up to date" in out.stdout
+
+
+def test_editing_one_variant_reruns_only_it_and_the_report(reproduced):
+    project, _ = reproduced
+    params = project.params()
+    params["variants"]["hidden"]["optimizer"]["learning_rate"] = 0.05
+    project.write_params(params)
+    out = project.dvc("repro")
+    assert ran_stages(out.stdout) == ["cv@hidden", "report"]
+
+
+def test_same_seed_gives_identical_metrics(reproduced):
+    project, _ = reproduced
+    before = project.metrics("visible")
+    project.dvc("repro", "--force", "--single-item", "cv@visible")
+    after = project.metrics("visible")
+    before.pop("seconds"), after.pop("seconds")
+    assert after == before
+
+
+def test_exp_run_temp_logs_into_the_repo_root_store(reproduced):
+    project, _ = reproduced
+    mlflow.set_tracking_uri(project.store)
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-q", "-m", "state before the experiment")
+    client = MlflowClient(project.store)
+    exp = client.get_experiment_by_name("sonar-dropout")
+    n_before = len(parent_runs(client, exp.experiment_id))
+    project.dvc("exp", "run", "--temp", "-n", "tiny-exp", "-S", "variants.baseline.epochs=3")
+    runs = parent_runs(client, exp.experiment_id)
+    assert len(runs) == n_before + 1
+    new = runs[0]  # newest first
+    assert new.info.run_name == "baseline"
+    assert new.data.tags["dvc.exp_name"] == "tiny-exp"
+    assert new.data.params["variant.epochs"] == "3"
+    assert new.info.artifact_uri.startswith((project.root / "mlartifacts").as_uri())
+    (model,) = mlflow.search_logged_models(
+        experiment_ids=[exp.experiment_id],
+        filter_string=f"source_run_id = '{new.info.run_id}'",
+        output_format="list",
+    )
+    assert model.artifact_location.startswith((project.root / "mlartifacts").as_uri())
+
+
+def test_mlflow_run_entry_point(reproduced):
+    project, _ = reproduced
+    out = project.run(
+        str(BIN / "mlflow"), "run", ".", "-e", "cv", "-P", "variant=hidden", "-P", "epochs=2",
+        "-P", "folds=2", "--env-manager", "local", "--experiment-name", "sonar-dropout",
+        env={"MLFLOW_TRACKING_URI": project.store},
+    )  # fmt: skip
+    assert "succeeded" in out.stderr
+    client = MlflowClient(project.store)
+    exp = client.get_experiment_by_name("sonar-dropout")
+    run = parent_runs(client, exp.experiment_id)[0]
+    assert run.data.params["cv.folds"] == "2"
+    assert run.data.tags["mlflow.project.entryPoint"] == "cv"
+    assert len(children(client, run)) == 2
