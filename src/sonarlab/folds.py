@@ -86,7 +86,7 @@ def fold_scalers(X: np.ndarray, assignment: np.ndarray) -> list[Scaler]:
 class Prepared:
     """What ``standardize`` hands every ``cv@<variant>``: the same splits for all of them."""
 
-    cv: CVConfig
+    protocol: tuple[int, int, int]  # (folds, repeats, seed) the splits were made with
     assignment: np.ndarray  # (repeats, n) fold id per row
     scalers: list[Scaler]  # one per split, in ``splits(assignment)`` order
     full: Scaler  # all rows: for the final model
@@ -98,7 +98,12 @@ class Prepared:
 
 def prepare(X: np.ndarray, y: np.ndarray, cv: CVConfig) -> Prepared:
     assignment = assign_folds(y, cv.folds, cv.repeats, cv.seed)
-    return Prepared(cv, assignment, fold_scalers(X, assignment), Scaler.fit(X))
+    return Prepared(protocol(cv), assignment, fold_scalers(X, assignment), Scaler.fit(X))
+
+
+def protocol(cv: CVConfig) -> tuple[int, int, int]:
+    """The settings that decide the splits (the engine does not)."""
+    return (cv.folds, cv.repeats, cv.seed)
 
 
 def folds_table(prepared: Prepared) -> str:
@@ -111,11 +116,7 @@ def folds_table(prepared: Prepared) -> str:
 
 def scalers_document(prepared: Prepared) -> dict:
     return {
-        "cv": {
-            "folds": prepared.cv.folds,
-            "repeats": prepared.cv.repeats,
-            "seed": prepared.cv.seed,
-        },
+        "split": dict(zip(("folds", "repeats", "seed"), prepared.protocol, strict=True)),
         "splits": [
             {"repeat": s.repeat, "fold": s.fold, **sc.to_json()}
             for s, sc in zip(prepared.splits, prepared.scalers, strict=True)
@@ -126,11 +127,11 @@ def scalers_document(prepared: Prepared) -> dict:
 
 def read_prepared(folds_csv: str, scalers: dict) -> Prepared:
     body = np.loadtxt(folds_csv.splitlines()[1:], delimiter=",", dtype=np.int64, ndmin=2)
-    cv = CVConfig(**scalers["cv"])
-    assignment = np.empty((cv.repeats, int(body[:, 0].max()) + 1), dtype=np.int64)
+    split = scalers["split"]
+    assignment = np.empty((split["repeats"], int(body[:, 0].max()) + 1), dtype=np.int64)
     assignment[body[:, 1], body[:, 0]] = body[:, 2]
     return Prepared(
-        cv=cv,
+        protocol=(split["folds"], split["repeats"], split["seed"]),
         assignment=assignment,
         scalers=[Scaler.from_json(s) for s in scalers["splits"]],
         full=Scaler.from_json(scalers["full"]),
