@@ -67,6 +67,9 @@ class CVConfig:
     folds: int = 10
     repeats: int = 1
     seed: int = 7
+    # fused: all folds and the final model in one compiled program (fast);
+    # keras: one Keras `fit` per fold (the reference path).
+    engine: Literal["fused", "keras"] = "fused"
 
     def validate(self, key: str, given: Mapping[str, Any]) -> None:
         if self.folds < 2:

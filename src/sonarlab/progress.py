@@ -38,7 +38,11 @@ class Progress:
         self.last = self.start
 
     def advance(self, n: int = 1, where: str = "") -> None:
-        self.done += n
+        self.update(self.done + n, where)
+
+    def update(self, done: int, where: str = "") -> None:
+        """Set the units done so far."""
+        self.done = done
         now = self.clock()
         if self.tty:
             self.stream.write(f"\r{self.line(where, now)}\033[K")

@@ -35,7 +35,7 @@ from sonarlab.config import (
     load_variant,
     read_params,
 )
-from sonarlab.folds import Prepared, prepare, read_prepared
+from sonarlab.folds import Prepared, prepare, protocol, read_prepared
 from sonarlab.paths import Paths, store_root, workspace_paths
 from sonarlab.progress import Progress
 from sonarlab.stages._cli import run
@@ -81,9 +81,11 @@ def curves_rows(mean: dict[str, np.ndarray]) -> list[dict]:
 
 def load_prepared(paths: Paths, sonar: data.Sonar, cv) -> Prepared:
     prepared = read_prepared(paths.folds.read_text(), files.read_json(paths.scalers))
-    if prepared.cv != cv:
+    if prepared.protocol != protocol(cv):
         log.info(
-            "cv settings %s differ from data/prepared (%s): making folds in memory", cv, prepared.cv
+            "cv (folds, repeats, seed) %s differ from data/prepared's %s: making folds in memory",
+            protocol(cv),
+            prepared.protocol,
         )
         prepared = prepare(sonar.X, sonar.y, cv)
     return prepared
@@ -111,9 +113,14 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
         experiment_id = client.get_run(launched).info.experiment_id
     stage = f"cv@{variant_name}"
     splits = prepared.splits
-    progress = Progress(stage, (len(splits) + 1) * variant.epochs)
+    # Progress counts epochs: of every model in turn (keras), or of all at once (fused).
+    fits = 1 if cv.engine == "fused" else len(splits) + 1
+    progress = Progress(stage, fits * variant.epochs)
     t0 = time.perf_counter()
-    log.info("%s: %d folds x %d epochs, store %s", stage, len(splits), variant.epochs, uri)
+    log.info(
+        "%s: %d folds x %d epochs, %s engine, store %s",
+        stage, len(splits), variant.epochs, cv.engine, uri,
+    )  # fmt: skip
 
     with mlflow.start_run(
         run_id=launched or None,
@@ -124,19 +131,33 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
         mlflow.log_params(
             {"variant": variant_name, **flatten(variant, "variant."), **flatten(cv, "cv.")}
         )
-        results = []
-        for i, (split, scaler) in enumerate(zip(splits, prepared.scalers, strict=True), 1):
-            where = f"fold {i}/{len(splits)}"
-            result = train.train_fold(
-                variant, sonar.X, sonar.y, split, scaler, cv.seed,
-                tick=lambda e, w=where: progress.advance(1, f"{w} epoch {e + 1}/{variant.epochs}"),
+        if cv.engine == "fused":
+            from sonarlab import fused
+
+            results, final = fused.cross_validate(
+                variant, sonar.X, sonar.y, splits, prepared.scalers, prepared.full, cv.seed,
+                tick=lambda done: progress.update(
+                    done, f"{len(splits)} folds + final model, epoch {done}/{variant.epochs}"
+                ),
             )  # fmt: skip
-            _log_fold(client, experiment_id, variant_name, result)
-            results.append(result)
-        final = train.train_final(
-            variant, sonar.X, sonar.y, prepared.full, cv.seed,
-            tick=lambda e: progress.advance(1, f"final model epoch {e + 1}/{variant.epochs}"),
-        )  # fmt: skip
+            for result in results:
+                _log_fold(client, experiment_id, variant_name, result)
+        else:
+            results = []
+            for i, (split, scaler) in enumerate(zip(splits, prepared.scalers, strict=True), 1):
+                where = f"fold {i}/{len(splits)}"
+                result = train.train_fold(
+                    variant, sonar.X, sonar.y, split, scaler, cv.seed,
+                    tick=lambda e, w=where: progress.advance(
+                        1, f"{w} epoch {e + 1}/{variant.epochs}"
+                    ),
+                )  # fmt: skip
+                _log_fold(client, experiment_id, variant_name, result)
+                results.append(result)
+            final = train.train_final(
+                variant, sonar.X, sonar.y, prepared.full, cv.seed,
+                tick=lambda e: progress.advance(1, f"final model epoch {e + 1}/{variant.epochs}"),
+            )  # fmt: skip
         summary = train.summarize(results)
         summary["final_train_accuracy"] = final.train_metrics["accuracy"]
         summary["seconds"] = time.perf_counter() - t0

@@ -1,0 +1,387 @@
+"""The fused CV engine: every fold of a variant (and its final model) trained at once.
+
+Per-fold Keras ``fit`` spends nearly all its time in per-step overhead: a batch of
+16 rows through a 60-60-30-1 network is a few thousand multiply-adds. Here the K
+fold models and the final model become one stacked model whose weights carry a
+leading *member* axis, trained in one XLA-compiled TensorFlow program that runs
+many epochs per host call.
+
+What stays exactly as in ``train`` (the keras engine):
+
+- initial weights: each member's network is built by ``model.build_model`` after
+  ``seed_everything(<the same seed the keras engine uses>)`` and its weights stacked;
+  the final model is a Keras model again, with the trained weights assigned;
+- the update: per member, mini-batches of ``batch_size`` rows in a fresh order every
+  epoch, the last short batch kept and averaged over its real rows only (padding is
+  masked, never counted); binary cross-entropy on the logits as Keras computes it;
+  SGD with momentum as Keras 3 applies it (m = momentum*m - lr*g; w += m), then the
+  kernel constraint (Keras' ``MaxNorm``, over the stacked kernel's input axis); the
+  learning rate from the same Keras schedule object, at each member's own update
+  count; a member with no rows left in a step makes no update at all;
+- losses are summed over members, so each member's gradient is exactly its own.
+
+What differs: the random streams. Batch orders and dropout masks come from
+TensorFlow's stateless ThreeFry generator (ThreeFry was 3x faster than Philox for
+dropout masks under XLA on CPU), keyed by the seed, the epoch and the step, so
+results are deterministic but not bit-identical to the keras engine's; with
+identical orders and no dropout the two agree to float32 round-off (tested).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sonarlab.config import VariantConfig
+from sonarlab.folds import Scaler, Split
+from sonarlab.model import build_model, make_learning_rate, steps_per_epoch
+from sonarlab.train import (
+    EPS,
+    FinalResult,
+    FoldResult,
+    binary_metrics,
+    derive_seed,
+    final_seed,
+    fold_seed,
+    seed_everything,
+)
+
+ALG = tf.random.Algorithm.THREEFRY
+# The random streams: each draw folds its purpose (and layer) into the step's key, so
+# no two draws share bits.
+_ORDER, _DROP_IN, _DROP_HIDDEN, _DROP_LSTM = 1, 2, 3, 4
+
+
+def _key(key: tf.Tensor, *data: int) -> tf.Tensor:
+    for d in data:
+        key = tf.random.experimental.stateless_fold_in(key, d)
+    return key
+
+
+@dataclass(frozen=True)
+class Stacked:
+    """The members' data, standardized with each member's own statistics and padded.
+
+    Training rows are padded to ``steps * batch_size``; padded rows never enter a
+    loss (they sort last in every epoch's order and are masked out of batches).
+    """
+
+    x_train: np.ndarray  # (M, steps * batch_size, 60) float32
+    y_train: np.ndarray  # (M, steps * batch_size) float32
+    n_train: np.ndarray  # (M,) int32
+    x_test: np.ndarray  # (M, T, 60), T = the largest held-out part (at least 1)
+    y_test: np.ndarray  # (M, T)
+    n_test: np.ndarray  # (M,) int32: 0 for the final model
+    steps: int  # updates per epoch for the member with the most rows
+
+
+def stack(
+    X: np.ndarray,
+    y: np.ndarray,
+    members: list[tuple[np.ndarray, np.ndarray, Scaler]],
+    batch_size: int,
+) -> Stacked:
+    """Stack ``(train rows, test rows, scaler)`` members into padded arrays."""
+    n_train = np.array([len(tr) for tr, _, _ in members], dtype=np.int32)
+    n_test = np.array([len(te) for _, te, _ in members], dtype=np.int32)
+    steps = steps_per_epoch(int(n_train.max()), batch_size)
+    rows, cols = steps * batch_size, max(1, int(n_test.max()))
+    m = len(members)
+    x_train = np.zeros((m, rows, X.shape[1]), np.float32)
+    y_train = np.zeros((m, rows), np.float32)
+    x_test = np.zeros((m, cols, X.shape[1]), np.float32)
+    y_test = np.zeros((m, cols), np.float32)
+    for i, (tr, te, scaler) in enumerate(members):
+        x_train[i, : len(tr)] = (X[tr] - scaler.mean) / scaler.std
+        y_train[i, : len(tr)] = y[tr]
+        x_test[i, : len(te)] = (X[te] - scaler.mean) / scaler.std
+        y_test[i, : len(te)] = y[te]
+    return Stacked(x_train, y_train, n_train, x_test, y_test, n_test, steps)
+
+
+def initial_weights(variant: VariantConfig, member_seeds: list[int], scalers, n_train):
+    """Each member's Keras-initialized trainable weights, stacked on a leading axis."""
+    per_member = []
+    for seed, scaler, n in zip(member_seeds, scalers, n_train, strict=True):
+        seed_everything(seed)
+        model = build_model(variant, scaler, int(n))
+        per_member.append([w.numpy() for w in model.trainable_weights])
+    return [np.stack(ws) for ws in zip(*per_member, strict=True)]
+
+
+def kernel_constraints(variant: VariantConfig) -> list[keras.constraints.Constraint | None]:
+    """The constraint of each trainable weight, as ``build_model`` sets it, for stacked weights."""
+    m = variant.model
+    if m.kind == "mlp":
+        hidden = keras.constraints.MaxNorm(m.max_norm, axis=1) if m.max_norm else None
+        per_layer = [[hidden, None] for _ in m.hidden]
+        return [c for layer in per_layer for c in layer] + [None, None]
+    return [None] * 5  # LSTM kernel, recurrent kernel, bias; head kernel, bias
+
+
+def _dropout(x: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
+    """Inverted dropout as Keras does it: keep with probability 1 - rate, scale by 1/(1 - rate)."""
+    keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, alg=ALG) >= rate
+    return tf.where(keep, x / (1.0 - rate), tf.zeros_like(x))
+
+
+def _dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    return tf.einsum("mbi,mio->mbo", x, w) + b[:, None, :]
+
+
+def forward(
+    variant: VariantConfig, params: list[tf.Tensor], x: tf.Tensor, key: tf.Tensor | None
+) -> tf.Tensor:
+    """Logits (M, B) of every member for its rows ``x`` (M, B, 60).
+
+    ``key`` (two int32) turns dropout on, as in training; ``None`` is inference.
+    """
+    m = variant.model
+    if m.kind == "mlp":
+        if key is not None and m.input_dropout > 0:
+            x = _dropout(x, m.input_dropout, _key(key, _DROP_IN))
+        for i in range(len(m.hidden)):
+            x = tf.nn.relu(_dense(x, params[2 * i], params[2 * i + 1]))
+            if key is not None and m.hidden_dropout > 0:
+                x = _dropout(x, m.hidden_dropout, _key(key, _DROP_HIDDEN, i))
+        return _dense(x, params[-2], params[-1])[..., 0]
+    return _lstm_forward(variant, params, x, key)
+
+
+def _lstm_forward(variant, params, x, key):
+    """Keras 3's LSTM cell (gates i, f, c, o; sigmoid/tanh), stacked over members.
+
+    With ``recurrent_dropout`` Keras uses its per-gate path: four input masks and four
+    recurrent masks, each drawn once per batch and reused at every timestep.
+    """
+    m = variant.model
+    kernel, recurrent, bias, w_out, b_out = params
+    shape = tf.shape(x)
+    members, batch = shape[0], shape[1]
+    seq = tf.reshape(x, [members, batch, m.timesteps, m.features])
+    h = tf.zeros([members, batch, m.units], x.dtype)
+    c = tf.zeros_like(h)
+    in_masks = rec_masks = None
+    if key is not None and m.dropout > 0:
+        ones = tf.ones([4, members, batch, m.features], x.dtype)
+        in_masks = tf.unstack(_dropout(ones, m.dropout, _key(key, _DROP_LSTM, 0)))
+    if key is not None and m.recurrent_dropout > 0:
+        ones = tf.ones([4, members, batch, m.units], x.dtype)
+        rec_masks = tf.unstack(_dropout(ones, m.recurrent_dropout, _key(key, _DROP_LSTM, 1)))
+    k_gates = tf.split(kernel, 4, axis=2)
+    u_gates = tf.split(recurrent, 4, axis=2)
+    b_gates = tf.split(bias, 4, axis=1)
+    for t in range(m.timesteps):
+        xt = seq[:, :, t, :]
+        z = []
+        for g in range(4):
+            xg = xt * in_masks[g] if in_masks is not None else xt
+            hg = h * rec_masks[g] if rec_masks is not None else h
+            z.append(
+                tf.einsum("mbi,mio->mbo", xg, k_gates[g])
+                + tf.einsum("mbi,mio->mbo", hg, u_gates[g])
+                + b_gates[g][:, None, :]
+            )
+        i, f, o = tf.sigmoid(z[0]), tf.sigmoid(z[1]), tf.sigmoid(z[3])
+        c = f * c + i * tf.tanh(z[2])
+        h = o * tf.tanh(c)
+    return _dense(h, w_out, b_out)[..., 0]
+
+
+def epoch_order(seed: int, epoch: tf.Tensor, n_train: tf.Tensor, rows: int) -> tf.Tensor:
+    """Each member's row order for one epoch, (M, rows): a permutation of its real rows
+    first, then the padding."""
+    members = tf.shape(n_train)[0]
+    key = _key(tf.stack([tf.constant(seed, tf.int32), epoch]), _ORDER)
+    keys = tf.random.stateless_uniform([members, rows], seed=key, alg=ALG)
+    real = tf.range(rows)[None, :] < n_train[:, None]
+    return tf.argsort(tf.where(real, keys, 2.0), axis=1, stable=True)
+
+
+class FusedTrainer:
+    """Builds and runs the compiled program for one variant and one stacked problem."""
+
+    def __init__(self, variant: VariantConfig, data: Stacked, seed: int, chunk: int):
+        self.variant, self.data, self.seed, self.chunk = variant, data, seed, chunk
+        self.constraints = kernel_constraints(variant)
+        # One Keras schedule object, evaluated at each member's own update count. A step
+        # schedule counts epochs, and members may differ in updates per epoch (the final
+        # model sees every row), so it is evaluated at each member's own epoch:
+        # floor(t / (every * steps)) == floor(floor(t / steps) / every).
+        per_epoch = variant.schedule.kind == "step"
+        self.learning_rate = make_learning_rate(
+            variant.optimizer, variant.schedule, variant.epochs, 1 if per_epoch else data.steps
+        )
+        self.member_steps = -(-data.n_train // variant.batch_size) if per_epoch else None
+        self._train = tf.function(self._train_chunk, jit_compile=True, reduce_retracing=True)
+        self._logits = tf.function(
+            lambda params, x: forward(self.variant, params, x, None), jit_compile=True
+        )
+
+    def _lr(self, iters: tf.Tensor) -> tf.Tensor:
+        lr = self.learning_rate
+        if self.member_steps is not None:
+            iters = iters // tf.constant(self.member_steps, tf.int32)
+        if callable(lr):
+            return tf.cast(lr(iters), tf.float32)
+        return tf.fill(tf.shape(iters), tf.constant(lr, tf.float32))
+
+    def _step(self, params, moms, iters, xb, yb, valid, key):
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            logits = forward(self.variant, params, xb, key)
+            per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=yb, logits=logits)
+            count = tf.reduce_sum(valid, axis=1)
+            member_loss = tf.reduce_sum(per_row * valid, axis=1) / tf.maximum(count, 1.0)
+            total = tf.reduce_sum(member_loss)
+        grads = tape.gradient(total, params)
+        active = count > 0
+        lr = self._lr(iters)
+        momentum = tf.constant(self.variant.optimizer.momentum, tf.float32)
+        new_params, new_moms = [], []
+        for p, m, g, constraint in zip(params, moms, grads, self.constraints, strict=True):
+            bshape = tf.concat([[-1], tf.ones([tf.rank(p) - 1], tf.int32)], axis=0)
+            m2 = m * momentum - g * tf.reshape(lr, bshape)
+            p2 = p + m2
+            if constraint is not None:
+                p2 = constraint(p2)
+            on = tf.reshape(active, bshape)
+            new_params.append(tf.where(on, p2, p))
+            new_moms.append(tf.where(on, m2, m))
+        correct = tf.cast((logits > 0) == (yb > 0.5), tf.float32) * valid
+        stats = tf.stack([tf.reduce_sum(per_row * valid, 1), tf.reduce_sum(correct, 1)], 1)
+        return new_params, new_moms, iters + tf.cast(active, tf.int32), stats
+
+    def _held_out(self, params):
+        d = self.data
+        logits = forward(self.variant, params, tf.constant(d.x_test), None)
+        p = tf.clip_by_value(tf.sigmoid(logits), EPS, 1 - EPS)
+        y = tf.constant(d.y_test)
+        valid = tf.cast(tf.range(d.x_test.shape[1])[None, :] < d.n_test[:, None], tf.float32)
+        n = tf.maximum(tf.cast(d.n_test, tf.float32), 1.0)
+        loss = -tf.reduce_sum(valid * (y * tf.math.log(p) + (1 - y) * tf.math.log(1 - p)), 1) / n
+        acc = tf.reduce_sum(valid * tf.cast((p > 0.5) == (y > 0.5), tf.float32), 1) / n
+        return loss, acc
+
+    def _train_chunk(self, params, moms, iters, first_epoch):
+        d, bs = self.data, self.variant.batch_size
+        x_train, y_train = tf.constant(d.x_train), tf.constant(d.y_train)
+        n_train = tf.constant(d.n_train)
+        n_float = tf.cast(n_train, tf.float32)
+        rows = d.x_train.shape[1]
+        members = d.x_train.shape[0]
+
+        def epoch_body(e, params, moms, iters, curves):
+            epoch = first_epoch + e
+            order = epoch_order(self.seed, epoch, n_train, rows)
+
+            def step_body(s, params, moms, iters, sums):
+                idx = tf.slice(order, [0, s * bs], [members, bs])
+                xb = tf.gather(x_train, idx, batch_dims=1)
+                yb = tf.gather(y_train, idx, batch_dims=1)
+                valid = tf.cast((s * bs + tf.range(bs))[None, :] < n_train[:, None], tf.float32)
+                key = tf.stack([tf.constant(self.seed, tf.int32), epoch * d.steps + s])
+                params, moms, iters, stats = self._step(params, moms, iters, xb, yb, valid, key)
+                return s + 1, params, moms, iters, sums + stats
+
+            _, params, moms, iters, sums = tf.while_loop(
+                lambda s, *_: s < d.steps,
+                step_body,
+                (tf.constant(0), params, moms, iters, tf.zeros([members, 2])),
+            )
+            test_loss, test_acc = self._held_out(params)
+            row = tf.stack([sums[:, 0] / n_float, sums[:, 1] / n_float, test_loss, test_acc], 1)
+            curves = tf.tensor_scatter_nd_update(curves, [[e]], row[None])
+            return e + 1, params, moms, iters, curves
+
+        _, params, moms, iters, curves = tf.while_loop(
+            lambda e, *_: e < self.chunk,
+            epoch_body,
+            (tf.constant(0), params, moms, iters, tf.zeros([self.chunk, members, 4])),
+        )
+        return params, moms, iters, curves
+
+    def run(self, params: list[np.ndarray], tick: Callable[[int], None]):
+        """Train from ``params`` for ``variant.epochs``; return the final weights and the
+        curves, shape (epochs, members, 4): train loss, train accuracy, held-out loss and
+        accuracy."""
+        params = [tf.constant(p) for p in params]
+        moms = [tf.zeros_like(p) for p in params]
+        iters = tf.zeros([self.data.x_train.shape[0]], tf.int32)
+        curves = []
+        for first in range(0, self.variant.epochs, self.chunk):
+            params, moms, iters, chunk_curves = self._train(params, moms, iters, tf.constant(first))
+            curves.append(chunk_curves.numpy())
+            tick(first + self.chunk)
+        return [p.numpy() for p in params], np.concatenate(curves)
+
+    def probabilities(self, params: list[np.ndarray], x: np.ndarray) -> np.ndarray:
+        """P(mine) per member and row, inference mode; ``x`` is (M, n, 60) standardized."""
+        logits = self._logits([tf.constant(p) for p in params], tf.constant(x, tf.float32))
+        return tf.sigmoid(logits).numpy()
+
+
+def epochs_per_call(epochs: int, target: int = 25) -> int:
+    """The largest divisor of ``epochs`` not above ``target``: one compiled chunk size."""
+    return max(d for d in range(1, min(epochs, target) + 1) if epochs % d == 0)
+
+
+def cross_validate(
+    variant: VariantConfig,
+    X: np.ndarray,
+    y: np.ndarray,
+    splits: list[Split],
+    scalers: list[Scaler],
+    full: Scaler,
+    seed: int,
+    tick: Callable[[int], None] = lambda epoch: None,
+) -> tuple[list[FoldResult], FinalResult]:
+    """Every fold and the final model in one program; results shaped as ``train``'s."""
+    t0 = time.perf_counter()
+    all_rows = np.arange(len(y))
+    members = [(s.train, s.test, sc) for s, sc in zip(splits, scalers, strict=True)]
+    members.append((all_rows, all_rows[:0], full))
+    data = stack(X, y, members, variant.batch_size)
+    seeds = [fold_seed(seed, s.repeat, s.fold) for s in splits] + [final_seed(seed)]
+    params = initial_weights(variant, seeds, [sc for *_, sc in members], data.n_train)
+    trainer = FusedTrainer(variant, data, derive_seed(seed, 3), epochs_per_call(variant.epochs))
+    params, curves = trainer.run(params, tick)
+
+    p_train = trainer.probabilities(params, data.x_train)
+    p_test = trainer.probabilities(params, data.x_test)
+    seconds = time.perf_counter() - t0
+    folds = []
+    for i, split in enumerate(splits):
+        n_tr, n_te = int(data.n_train[i]), int(data.n_test[i])
+        folds.append(
+            FoldResult(
+                split=split,
+                curves=_curves(curves[:, i]),
+                y_test=y[split.test],
+                p_test=p_test[i, :n_te],
+                train_metrics=binary_metrics(data.y_train[i, :n_tr], p_train[i, :n_tr]),
+                test_metrics=binary_metrics(y[split.test], p_test[i, :n_te]),
+                seconds=seconds / len(members),  # one program trains all: an equal share
+            )
+        )
+    final_model = build_model(variant, full, len(y))
+    for var, value in zip(final_model.trainable_weights, params, strict=True):
+        var.assign(value[-1])
+    final_curves = _curves(curves[:, -1])
+    final = FinalResult(
+        model=final_model,
+        curves={k: final_curves[k] for k in ("train_loss", "train_accuracy")},
+        train_metrics=binary_metrics(y, p_train[-1, : len(y)]),
+        seconds=seconds / len(members),
+    )
+    return folds, final
+
+
+def _curves(per_epoch: np.ndarray) -> dict[str, list[float]]:
+    keys = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+    return {k: per_epoch[:, j].astype(float).tolist() for j, k in enumerate(keys)}
