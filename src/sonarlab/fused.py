@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from sonarlab.config import VariantConfig
 from sonarlab.folds import Scaler, Split
-from sonarlab.model import build_model, make_learning_rate, steps_per_epoch
+from sonarlab.model import build_model, build_network, make_learning_rate, steps_per_epoch
 from sonarlab.train import (
     EPS,
     FinalResult,
@@ -52,15 +52,17 @@ from sonarlab.train import (
 )
 
 ALG = tf.random.Algorithm.THREEFRY
-# The random streams: each draw folds its purpose (and layer) into the step's key, so
-# no two draws share bits.
+# The random streams. A key is (seed, counter): the counter is the epoch (row orders)
+# or the global step (dropout masks); each draw's purpose (and layer) is folded into
+# the seed on the host, so no two draws share bits and the compiled program holds no
+# key-derivation ops (with TensorFlow's stateless_fold_in, compilation took ~1 s longer).
 _ORDER, _DROP_IN, _DROP_HIDDEN, _DROP_LSTM = 1, 2, 3, 4
+Key = tuple[int, tf.Tensor]
 
 
-def _key(key: tf.Tensor, *data: int) -> tf.Tensor:
-    for d in data:
-        key = tf.random.experimental.stateless_fold_in(key, d)
-    return key
+def _key(key: Key, *purpose: int) -> tf.Tensor:
+    seed, counter = key
+    return tf.stack([tf.constant(derive_seed(seed, *purpose), tf.int32), counter])
 
 
 @dataclass(frozen=True)
@@ -104,13 +106,13 @@ def stack(
     return Stacked(x_train, y_train, n_train, x_test, y_test, n_test, steps)
 
 
-def initial_weights(variant: VariantConfig, member_seeds: list[int], scalers, n_train):
+def initial_weights(variant: VariantConfig, member_seeds: list[int], scalers):
     """Each member's Keras-initialized trainable weights, stacked on a leading axis."""
     per_member = []
-    for seed, scaler, n in zip(member_seeds, scalers, n_train, strict=True):
+    for seed, scaler in zip(member_seeds, scalers, strict=True):
         seed_everything(seed)
-        model = build_model(variant, scaler, int(n))
-        per_member.append([w.numpy() for w in model.trainable_weights])
+        network = build_network(variant, scaler)  # what build_model compiles: same weights
+        per_member.append([w.numpy() for w in network.trainable_weights])
     return [np.stack(ws) for ws in zip(*per_member, strict=True)]
 
 
@@ -135,11 +137,11 @@ def _dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
 
 
 def forward(
-    variant: VariantConfig, params: list[tf.Tensor], x: tf.Tensor, key: tf.Tensor | None
+    variant: VariantConfig, params: list[tf.Tensor], x: tf.Tensor, key: Key | None
 ) -> tf.Tensor:
     """Logits (M, B) of every member for its rows ``x`` (M, B, 60).
 
-    ``key`` (two int32) turns dropout on, as in training; ``None`` is inference.
+    ``key`` turns dropout on, as in training; ``None`` is inference.
     """
     m = variant.model
     if m.kind == "mlp":
@@ -173,22 +175,25 @@ def _lstm_forward(variant, params, x, key):
     if key is not None and m.recurrent_dropout > 0:
         ones = tf.ones([4, members, batch, m.units], x.dtype)
         rec_masks = tf.unstack(_dropout(ones, m.recurrent_dropout, _key(key, _DROP_LSTM, 1)))
-    k_gates = tf.split(kernel, 4, axis=2)
-    u_gates = tf.split(recurrent, 4, axis=2)
-    b_gates = tf.split(bias, 4, axis=1)
+    # Keras lays the gates side by side in the kernels' last axis: [i | f | c | o].
+    k4 = tf.reshape(kernel, [-1, m.features, 4, m.units])
+    u4 = tf.reshape(recurrent, [-1, m.units, 4, m.units])
+    b4 = tf.reshape(bias, [-1, 4, 1, m.units])  # (M, gate, 1, units)
+    # The input masks are the same at every timestep, so the input part of every gate
+    # at every step is one contraction, outside the time loop: (T, M, gate, B, units).
+    if in_masks is not None:
+        masked = tf.stack(in_masks)[:, :, :, None, :] * seq[None]  # (gate, M, B, T, F)
+        xz = tf.einsum("gmbtf,mfgu->tmgbu", masked, k4)
+    else:
+        xz = tf.einsum("mbtf,mfgu->tmgbu", seq, k4)
     for t in range(m.timesteps):
-        xt = seq[:, :, t, :]
-        z = []
-        for g in range(4):
-            xg = xt * in_masks[g] if in_masks is not None else xt
-            hg = h * rec_masks[g] if rec_masks is not None else h
-            z.append(
-                tf.einsum("mbi,mio->mbo", xg, k_gates[g])
-                + tf.einsum("mbi,mio->mbo", hg, u_gates[g])
-                + b_gates[g][:, None, :]
-            )
-        i, f, o = tf.sigmoid(z[0]), tf.sigmoid(z[1]), tf.sigmoid(z[3])
-        c = f * c + i * tf.tanh(z[2])
+        if rec_masks is not None:
+            hz = tf.einsum("gmbu,mugv->mgbv", tf.stack(rec_masks) * h[None], u4)
+        else:
+            hz = tf.einsum("mbu,mugv->mgbv", h, u4)
+        z = xz[t] + hz + b4
+        i, f, o = tf.sigmoid(z[:, 0]), tf.sigmoid(z[:, 1]), tf.sigmoid(z[:, 3])
+        c = f * c + i * tf.tanh(z[:, 2])
         h = o * tf.tanh(c)
     return _dense(h, w_out, b_out)[..., 0]
 
@@ -197,8 +202,7 @@ def epoch_order(seed: int, epoch: tf.Tensor, n_train: tf.Tensor, rows: int) -> t
     """Each member's row order for one epoch, (M, rows): a permutation of its real rows
     first, then the padding."""
     members = tf.shape(n_train)[0]
-    key = _key(tf.stack([tf.constant(seed, tf.int32), epoch]), _ORDER)
-    keys = tf.random.stateless_uniform([members, rows], seed=key, alg=ALG)
+    keys = tf.random.stateless_uniform([members, rows], seed=_key((seed, epoch), _ORDER), alg=ALG)
     real = tf.range(rows)[None, :] < n_train[:, None]
     return tf.argsort(tf.where(real, keys, 2.0), axis=1, stable=True)
 
@@ -219,9 +223,6 @@ class FusedTrainer:
         )
         self.member_steps = -(-data.n_train // variant.batch_size) if per_epoch else None
         self._train = tf.function(self._train_chunk, jit_compile=True, reduce_retracing=True)
-        self._logits = tf.function(
-            lambda params, x: forward(self.variant, params, x, None), jit_compile=True
-        )
 
     def _lr(self, iters: tf.Tensor) -> tf.Tensor:
         lr = self.learning_rate
@@ -285,7 +286,7 @@ class FusedTrainer:
                 xb = tf.gather(x_train, idx, batch_dims=1)
                 yb = tf.gather(y_train, idx, batch_dims=1)
                 valid = tf.cast((s * bs + tf.range(bs))[None, :] < n_train[:, None], tf.float32)
-                key = tf.stack([tf.constant(self.seed, tf.int32), epoch * d.steps + s])
+                key = (self.seed, epoch * d.steps + s)
                 params, moms, iters, stats = self._step(params, moms, iters, xb, yb, valid, key)
                 return s + 1, params, moms, iters, sums + stats
 
@@ -321,8 +322,10 @@ class FusedTrainer:
         return [p.numpy() for p in params], np.concatenate(curves)
 
     def probabilities(self, params: list[np.ndarray], x: np.ndarray) -> np.ndarray:
-        """P(mine) per member and row, inference mode; ``x`` is (M, n, 60) standardized."""
-        logits = self._logits([tf.constant(p) for p in params], tf.constant(x, tf.float32))
+        """P(mine) per member and row, inference mode; ``x`` is (M, n, 60) standardized.
+
+        Eager: one call per shape does not repay an XLA compilation."""
+        logits = forward(self.variant, [tf.constant(p) for p in params], tf.constant(x), None)
         return tf.sigmoid(logits).numpy()
 
 
@@ -348,7 +351,7 @@ def cross_validate(
     members.append((all_rows, all_rows[:0], full))
     data = stack(X, y, members, variant.batch_size)
     seeds = [fold_seed(seed, s.repeat, s.fold) for s in splits] + [final_seed(seed)]
-    params = initial_weights(variant, seeds, [sc for *_, sc in members], data.n_train)
+    params = initial_weights(variant, seeds, [sc for *_, sc in members])
     trainer = FusedTrainer(variant, data, derive_seed(seed, 3), epochs_per_call(variant.epochs))
     params, curves = trainer.run(params, tick)
 

@@ -72,18 +72,23 @@ def _body(model: ModelConfig, x: keras.KerasTensor) -> keras.KerasTensor:
     )(x)
 
 
-def build_model(variant: VariantConfig, scaler: Scaler, n_train: int) -> keras.Model:
-    """A compiled network for ``variant`` that standardizes raw rows with ``scaler``.
-
-    ``n_train`` fixes the number of updates per epoch, which step schedules need.
-    """
+def build_network(variant: VariantConfig, scaler: Scaler) -> keras.Model:
+    """The (uncompiled) network for ``variant``, standardizing raw rows with ``scaler``."""
     inputs = keras.Input((N_BANDS,), name="bands")
     x = keras.layers.Normalization(
         mean=scaler.mean.tolist(), variance=(scaler.std**2).tolist(), name="standardize"
     )(inputs)
     x = _body(variant.model, x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="p_mine")(x)
-    model = keras.Model(inputs, outputs, name=f"sonar_{variant.model.kind}")
+    return keras.Model(inputs, outputs, name=f"sonar_{variant.model.kind}")
+
+
+def build_model(variant: VariantConfig, scaler: Scaler, n_train: int) -> keras.Model:
+    """``build_network`` compiled with the variant's optimizer, schedule and loss.
+
+    ``n_train`` fixes the number of updates per epoch, which step schedules need.
+    """
+    model = build_network(variant, scaler)
     updates = steps_per_epoch(n_train, variant.batch_size)
     lr = make_learning_rate(variant.optimizer, variant.schedule, variant.epochs, updates)
     model.compile(

@@ -17,7 +17,7 @@ def learning_curves(curves: Mapping[str, np.ndarray], title: str, path: Path) ->
     epochs = np.arange(1, len(curves["train_loss_mean"]) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        for part, label in (("train", "train (dropout on)"), ("test", "held-out fold")):
+        for part, label in (("train", "train (training mode)"), ("test", "held-out fold")):
             mean, std = curves[f"{part}_{metric}_mean"], curves[f"{part}_{metric}_std"]
             ax.plot(epochs, mean, label=label)
             ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)

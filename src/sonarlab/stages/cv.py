@@ -100,7 +100,8 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
     sonar = data.read_local(paths.raw_data)
     prepared = load_prepared(paths, sonar, cv)
 
-    from sonarlab import train  # TensorFlow loads here, after the inputs are known to be good
+    # TensorFlow loads here, once the parameters and inputs are known to be good.
+    from sonarlab import engines, train
 
     uri = tracking.resolve_tracking_uri(store_root(paths.root))
     mlflow.set_tracking_uri(uri)
@@ -113,9 +114,7 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
         experiment_id = client.get_run(launched).info.experiment_id
     stage = f"cv@{variant_name}"
     splits = prepared.splits
-    # Progress counts epochs: of every model in turn (keras), or of all at once (fused).
-    fits = 1 if cv.engine == "fused" else len(splits) + 1
-    progress = Progress(stage, fits * variant.epochs)
+    progress = Progress(stage, engines.total_epochs(cv.engine, variant, len(splits)))
     t0 = time.perf_counter()
     log.info(
         "%s: %d folds x %d epochs, %s engine, store %s",
@@ -131,33 +130,11 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
         mlflow.log_params(
             {"variant": variant_name, **flatten(variant, "variant."), **flatten(cv, "cv.")}
         )
-        if cv.engine == "fused":
-            from sonarlab import fused
-
-            results, final = fused.cross_validate(
-                variant, sonar.X, sonar.y, splits, prepared.scalers, prepared.full, cv.seed,
-                tick=lambda done: progress.update(
-                    done, f"{len(splits)} folds + final model, epoch {done}/{variant.epochs}"
-                ),
-            )  # fmt: skip
-            for result in results:
-                _log_fold(client, experiment_id, variant_name, result)
-        else:
-            results = []
-            for i, (split, scaler) in enumerate(zip(splits, prepared.scalers, strict=True), 1):
-                where = f"fold {i}/{len(splits)}"
-                result = train.train_fold(
-                    variant, sonar.X, sonar.y, split, scaler, cv.seed,
-                    tick=lambda e, w=where: progress.advance(
-                        1, f"{w} epoch {e + 1}/{variant.epochs}"
-                    ),
-                )  # fmt: skip
-                _log_fold(client, experiment_id, variant_name, result)
-                results.append(result)
-            final = train.train_final(
-                variant, sonar.X, sonar.y, prepared.full, cv.seed,
-                tick=lambda e: progress.advance(1, f"final model epoch {e + 1}/{variant.epochs}"),
-            )  # fmt: skip
+        results, final = engines.cross_validate(
+            cv.engine, variant, sonar.X, sonar.y, splits, prepared.scalers, prepared.full,
+            cv.seed, progress,
+            on_fold=lambda result: _log_fold(client, experiment_id, variant_name, result),
+        )  # fmt: skip
         summary = train.summarize(results)
         summary["final_train_accuracy"] = final.train_metrics["accuracy"]
         summary["seconds"] = time.perf_counter() - t0

@@ -1,0 +1,57 @@
+"""Both engines on real data and tiny work: the keras engine through the stage, and the
+two engines' accuracy over seeds (the full comparison: `make agreement`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sonarlab import data, engines
+from sonarlab.config import CVConfig, load_variant, read_params
+from sonarlab.folds import prepare
+from tests.conftest import ROOT, SHARED_SONAR
+from tests.integration.conftest import BIN
+
+pytestmark = pytest.mark.integration
+
+
+def test_keras_engine_through_the_stage(reproduced):
+    project, _ = reproduced
+    project.run(
+        str(BIN / "python"), "-m", "sonarlab.stages.cv", "baseline", "--set", "cv.engine=keras"
+    )
+    client = MlflowClient(project.store)
+    exp = client.get_experiment_by_name("sonar-dropout")
+    (run,) = client.search_runs(
+        [exp.experiment_id],
+        "params.`cv.engine` = 'keras' and attributes.run_name = 'baseline'",
+    )
+    assert run.data.metrics["n_folds"] == project.metrics("baseline")["n_folds"]
+    assert len(client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )) == project.metrics("baseline")["n_folds"]  # fmt: skip
+
+
+def test_engines_agree_within_noise_over_seeds():
+    if not SHARED_SONAR.is_file():
+        pytest.skip("needs the offline copy of the Sonar data")
+    sonar = data.read_local(SHARED_SONAR)
+    variant = dataclasses.replace(
+        load_variant(read_params(ROOT / "params.yaml"), "hidden"), epochs=20
+    )
+    means = {"keras": [], "fused": []}
+    for seed in range(5):
+        prepared = prepare(sonar.X, sonar.y, CVConfig(folds=3, seed=seed))
+        for engine, acc in means.items():
+            folds, _ = engines.cross_validate(
+                engine, variant, sonar.X, sonar.y, prepared.splits, prepared.scalers,
+                prepared.full, seed,
+            )  # fmt: skip
+            acc.append(np.mean([f.test_metrics["accuracy"] for f in folds]))
+    k, f = np.array(means["keras"]), np.array(means["fused"])
+    se = np.sqrt(k.var(ddof=1) / len(k) + f.var(ddof=1) / len(f))
+    assert abs(f.mean() - k.mean()) < 3 * se + 0.01, (k, f)
+    assert min(k.mean(), f.mean()) > 0.65  # both learn: far above the 53% majority rate
