@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -33,3 +34,11 @@ def run(stage: str, body: Callable[[], None]) -> int:
         log.error("%s: %s", stage, exc)
         return 1
     return 0
+
+
+def main_without_arguments(stage: str, doc: str | None, body: Callable[[], None], argv) -> int:
+    """The CLI of a stage that takes no arguments (its settings are in params.yaml)."""
+    argparse.ArgumentParser(prog=f"python -m sonarlab.stages.{stage}", description=doc).parse_args(
+        argv
+    )
+    return run(stage, body)

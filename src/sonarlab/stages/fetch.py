@@ -7,14 +7,13 @@ Writes: ``data/raw/sonar.csv`` (atomically; canonical form: LF endings, 4 decima
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 
 from sonarlab import data, files
 from sonarlab.config import load_section, read_params
 from sonarlab.paths import store_root, workspace_paths
-from sonarlab.stages._cli import run
+from sonarlab.stages._cli import main_without_arguments
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +48,7 @@ def fetch() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="python -m sonarlab.stages.fetch", description=__doc__).parse_args(
-        argv
-    )
-    return run("fetch", fetch)
+    return main_without_arguments("fetch", __doc__, fetch, argv)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,13 @@ published numbers beside ours), ``reports/fold_accuracy.png`` and
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 
 from sonarlab import files, plots
 from sonarlab.config import read_params, variant_names
 from sonarlab.paths import workspace_paths
-from sonarlab.stages._cli import run
+from sonarlab.stages._cli import main_without_arguments
 from sonarlab.stages.cv import to_csv
 
 log = logging.getLogger(__name__)
@@ -87,10 +86,7 @@ def build_report() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(
-        prog="python -m sonarlab.stages.report", description=__doc__
-    ).parse_args(argv)
-    return run("report", build_report)
+    return main_without_arguments("report", __doc__, build_report, argv)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,13 @@ Writes: ``data/prepared/folds.csv`` (row, repeat, fold) and
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 from sonarlab import data, files
 from sonarlab.config import load_section, read_params
 from sonarlab.folds import folds_table, prepare, scalers_document
 from sonarlab.paths import workspace_paths
-from sonarlab.stages._cli import run
+from sonarlab.stages._cli import main_without_arguments
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +36,7 @@ def standardize() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(
-        prog="python -m sonarlab.stages.standardize", description=__doc__
-    ).parse_args(argv)
-    return run("standardize", standardize)
+    return main_without_arguments("standardize", __doc__, standardize, argv)
 
 
 if __name__ == "__main__":
