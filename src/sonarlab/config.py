@@ -114,9 +114,12 @@ class ModelConfig:
     _MLP_FIELDS = ("hidden", "input_dropout", "hidden_dropout", "max_norm")
     _LSTM_FIELDS = ("units", "timesteps", "features", "dropout", "recurrent_dropout")
 
+    def unused(self) -> tuple[str, ...]:
+        """Fields the other kind reads: they keep their defaults and mean nothing here."""
+        return self._LSTM_FIELDS if self.kind == "mlp" else self._MLP_FIELDS
+
     def validate(self, key: str, given: Mapping[str, Any]) -> None:
-        other = self._LSTM_FIELDS if self.kind == "mlp" else self._MLP_FIELDS
-        for name in other:
+        for name in self.unused():
             if name in given:
                 _fail(f"{key}.{name}", given[name], f"not used by kind {self.kind!r}; remove it")
         if self.kind == "mlp":
@@ -170,10 +173,13 @@ class ScheduleConfig:
     drop: float = 0.5
     every: int = 10
 
-    def validate(self, key: str, given: Mapping[str, Any]) -> None:
+    def unused(self) -> tuple[str, ...]:
         used = {"constant": (), "time": ("decay",), "step": ("drop", "every")}[self.kind]
-        for name in ("decay", "drop", "every"):
-            if name in given and name not in used:
+        return tuple(n for n in ("decay", "drop", "every") if n not in used)
+
+    def validate(self, key: str, given: Mapping[str, Any]) -> None:
+        for name in self.unused():
+            if name in given:
                 _fail(f"{key}.{name}", given[name], f"not used by kind {self.kind!r}; remove it")
         if self.decay is not None and (not self.decay >= 0 or math.isinf(self.decay)):
             _fail(f"{key}.decay", self.decay, "allowed: a finite value >= 0, or null")
@@ -311,9 +317,14 @@ def variant_names(params: Mapping[str, Any]) -> list[str]:
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted ``key -> value`` pairs of a config object, for logging as MLflow params."""
+    """Dotted ``key -> value`` pairs of a config object, for logging as MLflow params.
+
+    Fields that the object's kind does not read are left out."""
     out: dict[str, Any] = {}
+    unused = obj.unused() if hasattr(obj, "unused") else ()
     for f in dataclasses.fields(obj):
+        if f.name in unused:
+            continue
         value = getattr(obj, f.name)
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):

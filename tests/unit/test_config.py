@@ -137,3 +137,8 @@ def test_flatten_gives_dotted_keys(params):
     assert flat["variant.model.input_dropout"] == 0.2
     assert flat["variant.model.hidden"] == [60, 30]
     assert flat["variant.schedule.kind"] == "constant"
+    # what the kind does not read is not logged
+    assert "variant.model.units" not in flat and "variant.schedule.decay" not in flat
+    lstm = flatten(load_variant(params, "lstm"), "variant.")
+    assert lstm["variant.model.recurrent_dropout"] == 0.2 and "variant.model.hidden" not in lstm
+    assert flatten(load_variant(params, "lr_decay"), "")["schedule.decay"] is None
