@@ -7,16 +7,20 @@ stage (see ``paths``). ``MLFLOW_TRACKING_URI`` overrides it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib.metadata import version
 from pathlib import Path
 
-from mlflow.entities import Metric
+import mlflow
+from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from sonarlab.interrupts import Terminated
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +102,18 @@ def log_series(
 def model_requirements() -> list[str]:
     """What serving the logged Keras model needs, at the versions that trained it."""
     return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "tensorflow", "keras")]
+
+
+@contextlib.contextmanager
+def closing_run_on_failure() -> Iterator[None]:
+    """Inside ``mlflow.start_run()``: an interrupt ends the active run as KILLED (MLflow
+    would say FAILED); an error is recorded on it as the tag ``error`` before MLflow ends
+    it as FAILED."""
+    try:
+        yield
+    except (KeyboardInterrupt, Terminated):
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except Exception as exc:
+        mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+        raise

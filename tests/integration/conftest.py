@@ -97,3 +97,13 @@ def reproduced(project: Project) -> tuple[Project, str]:
     """The copy after one full ``dvc repro``; its output."""
     out = project.dvc("repro")
     return project, out.stdout + out.stderr
+
+
+@pytest.fixture
+def scratch(reproduced, tmp_path) -> Project:
+    """A copy of the reproduced project with an empty store, for running stages outside
+    DVC without touching the outputs DVC owns in ``project``."""
+    project, _ = reproduced
+    root = tmp_path / "scratch"
+    shutil.copytree(project.root, root, ignore=shutil.ignore_patterns("mlflow.db*", "mlartifacts"))
+    return Project(root, project.env)

@@ -18,8 +18,8 @@ from tests.integration.conftest import BIN
 pytestmark = pytest.mark.integration
 
 
-def test_keras_engine_through_the_stage(reproduced):
-    project, _ = reproduced
+def test_keras_engine_through_the_stage(scratch):
+    project = scratch
     project.run(
         str(BIN / "python"), "-m", "sonarlab.stages.cv", "baseline", "--set", "cv.engine=keras"
     )

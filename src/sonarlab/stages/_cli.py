@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from sonarlab.config import ConfigError
 from sonarlab.data import DataError
+from sonarlab.interrupts import Terminated, raise_on_sigterm
 
 log = logging.getLogger("sonarlab")
 
@@ -22,8 +23,16 @@ def run(stage: str, body: Callable[[], None]) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+
+    raise_on_sigterm()
     try:
         body()
+    except KeyboardInterrupt:
+        log.error("%s: interrupted", stage)
+        return 130
+    except Terminated:
+        log.error("%s: terminated", stage)
+        return 143
     except ConfigError as exc:
         log.error("%s: invalid parameter: %s", stage, exc)
         return 2

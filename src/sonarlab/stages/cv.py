@@ -121,12 +121,15 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
         stage, len(splits), variant.epochs, cv.engine, uri,
     )  # fmt: skip
 
-    with mlflow.start_run(
-        run_id=launched or None,
-        experiment_id=experiment_id,
-        run_name=None if launched else variant_name,
-        tags=tracking.run_tags(stage, paths.root),
-    ) as parent:
+    with (
+        mlflow.start_run(
+            run_id=launched or None,
+            experiment_id=experiment_id,
+            run_name=None if launched else variant_name,
+            tags=tracking.run_tags(stage, paths.root),
+        ) as parent,
+        tracking.closing_run_on_failure(),
+    ):
         mlflow.log_params(
             {"variant": variant_name, **flatten(variant, "variant."), **flatten(cv, "cv.")}
         )
@@ -173,11 +176,14 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
 
 def _log_fold(client, experiment_id: str, variant: str, result) -> None:
     s = result.split
-    with mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=f"{variant} r{s.repeat} f{s.fold}",
-        nested=True,
-    ) as child:
+    with (
+        mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"{variant} r{s.repeat} f{s.fold}",
+            nested=True,
+        ) as child,
+        tracking.closing_run_on_failure(),
+    ):
         mlflow.log_params(
             {"repeat": s.repeat, "fold": s.fold, "n_train": len(s.train), "n_test": len(s.test)}
         )
