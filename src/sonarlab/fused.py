@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from sonarlab.config import VariantConfig
 from sonarlab.folds import Scaler, Split
-from sonarlab.model import build_model, build_network, make_learning_rate, steps_per_epoch
+from sonarlab.model import build_network, make_learning_rate, steps_per_epoch
 from sonarlab.train import (
     EPS,
     FinalResult,
@@ -372,7 +372,8 @@ def cross_validate(
                 seconds=seconds / len(members),  # one program trains all: an equal share
             )
         )
-    final_model = build_model(variant, full, len(y))
+    # An inference model: compiling it would save an optimizer that never trained it.
+    final_model = build_network(variant, full)
     for var, value in zip(final_model.trainable_weights, params, strict=True):
         var.assign(value[-1])
     final_curves = _curves(curves[:, -1])
