@@ -8,7 +8,7 @@ many epochs per host call.
 
 What stays exactly as in ``train`` (the keras engine):
 
-- initial weights: each member's network is built by ``model.build_model`` after
+- initial weights: each member's network is built by ``model.build_network`` after
   ``seed_everything(<the same seed the keras engine uses>)`` and its weights stacked;
   the final model is a Keras model again, with the trained weights assigned;
 - the update: per member, mini-batches of ``batch_size`` rows in a fresh order every
