@@ -11,6 +11,8 @@ import contextlib
 import logging
 import os
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping
 from importlib.metadata import version
 from pathlib import Path
@@ -42,6 +44,25 @@ def artifact_location(tracking_uri: str) -> str | None:
     if tracking_uri.startswith(prefix):
         return (Path(tracking_uri[len(prefix) :]).parent / "mlartifacts").resolve().as_uri()
     return None
+
+
+def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the URI, when a tracking server does not answer.
+
+    MLflow's own client retries an unreachable server for minutes; this probe asks the
+    server's /health once, before any training, and raises ``OSError`` if it is down.
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise OSError(
+            f"MLflow tracking server {tracking_uri} is not reachable ({reason}); start it, "
+            "or unset MLFLOW_TRACKING_URI to log to the local store"
+        ) from None
 
 
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:

@@ -50,3 +50,17 @@ def test_bad_params_stop_with_one_line_and_exit_2(workspace, caplog, change, var
 def test_missing_inputs_say_which_file(workspace, caplog):
     assert cv.main(["baseline"]) == 1
     assert "data/raw/sonar.csv" in caplog.text
+
+
+def test_unreachable_tracking_server_is_named_before_training(tmp_path):
+    import socket
+
+    from sonarlab.tracking import check_reachable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    with pytest.raises(OSError, match=rf"MLflow tracking server {uri} is not reachable"):
+        check_reachable(uri, timeout=2)
+    check_reachable(f"sqlite:///{tmp_path}/mlflow.db")  # local stores need no probe

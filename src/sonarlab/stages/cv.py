@@ -104,6 +104,7 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
     from sonarlab import engines, train
 
     uri = tracking.resolve_tracking_uri(store_root(paths.root))
+    tracking.check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     experiment_id = tracking.ensure_experiment(client, ml.experiment, uri)
