@@ -8,6 +8,7 @@ stage (see ``paths``). ``MLFLOW_TRACKING_URI`` overrides it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import subprocess
@@ -63,6 +64,29 @@ def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
             f"MLflow tracking server {tracking_uri} is not reachable ({reason}); start it, "
             "or unset MLFLOW_TRACKING_URI to log to the local store"
         ) from None
+
+
+@contextlib.contextmanager
+def store_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a SQLite store (no-op for other stores).
+
+    MLflow creates and migrates a SQLite store's schema on first use; four stages
+    starting at once on a new store (``dvc queue start -j 4``) raced in that migration
+    and all failed ("table _alembic_tmp_tags already exists"), leaving the store
+    broken. Opening the store under this lock makes the first use one at a time.
+    """
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        yield
+        return
+    lock_path = Path(tracking_uri[len(prefix) :] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:

@@ -106,8 +106,10 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
     uri = tracking.resolve_tracking_uri(store_root(paths.root))
     tracking.check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    experiment_id = tracking.ensure_experiment(client, ml.experiment, uri)
+    with tracking.store_lock(uri):  # the first use of a new SQLite store migrates it
+        client = MlflowClient(uri)
+        experiment_id = tracking.ensure_experiment(client, ml.experiment, uri)
+        mlflow.search_experiments(max_results=1)  # the fluent API's store, opened here too
     # `mlflow run` hands us the run it made: that is our parent. Taken out of the
     # environment so that the nested fold runs do not resume it too.
     launched = os.environ.pop("MLFLOW_RUN_ID", None)
