@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -76,12 +76,6 @@ class FinalResult:
     curves: dict[str, list[float]]
     train_metrics: dict[str, float]
     seconds: float
-
-
-@dataclass
-class CVResult:
-    folds: list[FoldResult] = field(default_factory=list)
-    final: FinalResult | None = None
 
 
 class _EpochEnd(keras.callbacks.Callback):
