@@ -41,6 +41,7 @@ from sonarlab.config import VariantConfig
 from sonarlab.folds import Scaler, Split
 from sonarlab.model import build_network, make_learning_rate, steps_per_epoch
 from sonarlab.train import (
+    CURVE_KEYS,
     EPS,
     FinalResult,
     FoldResult,
@@ -387,5 +388,5 @@ def cross_validate(
 
 
 def _curves(per_epoch: np.ndarray) -> dict[str, list[float]]:
-    keys = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-    return {k: per_epoch[:, j].astype(float).tolist() for j, k in enumerate(keys)}
+    """Columns of the program's per-epoch rows, which are stacked in ``CURVE_KEYS`` order."""
+    return {k: per_epoch[:, j].astype(float).tolist() for j, k in enumerate(CURVE_KEYS)}
