@@ -15,8 +15,6 @@ settings differ from what ``standardize`` wrote.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import logging
 import os
 import time
@@ -61,15 +59,6 @@ def fold_rows(results) -> list[dict]:
         }
         for r in results
     ]
-
-
-def to_csv(rows: list[dict], columns) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buf.getvalue()
 
 
 def curves_rows(mean: dict[str, np.ndarray]) -> list[dict]:
@@ -212,9 +201,9 @@ def _write_outputs(out: Path, variant: str, results, mean, summary, model) -> li
         "model": out / "model.keras",
     }
     files.write_json(paths["metrics"], summary)
-    files.write_text(paths["folds"], to_csv(fold_rows(results), FOLD_COLUMNS))
+    files.write_text(paths["folds"], files.csv_text(fold_rows(results), FOLD_COLUMNS))
     rows = curves_rows(mean)
-    files.write_text(paths["curves"], to_csv(rows, rows[0].keys()))
+    files.write_text(paths["curves"], files.csv_text(rows, rows[0].keys()))
     with files.atomic_path(paths["png"]) as tmp:
         plots.learning_curves(mean, f"{variant}: mean ± std over {len(results)} folds", tmp)
     with files.atomic_path(paths["model"]) as tmp:

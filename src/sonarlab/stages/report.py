@@ -15,7 +15,6 @@ from sonarlab import files, plots
 from sonarlab.config import read_params, variant_names
 from sonarlab.paths import workspace_paths
 from sonarlab.stages._cli import main_without_arguments
-from sonarlab.stages.cv import to_csv
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ def build_report() -> None:
     rows = [{"variant": n, "fold": i, "accuracy": a} for n in names
             for i, a in enumerate(per_fold[n])]  # fmt: skip
     files.write_text(
-        paths.reports / "fold_accuracy.csv", to_csv(rows, ("variant", "fold", "accuracy"))
+        paths.reports / "fold_accuracy.csv", files.csv_text(rows, ("variant", "fold", "accuracy"))
     )
     with files.atomic_path(paths.reports / "fold_accuracy.png") as tmp:
         plots.fold_accuracies(
