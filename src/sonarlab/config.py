@@ -65,7 +65,7 @@ class CVConfig:
     """Stratified k-fold protocol shared by every variant (splits made once)."""
 
     folds: int = 10
-    repeats: int = 1
+    repeats: int = 3
     seed: int = 7
     # fused: all folds and the final model in one compiled program (fast);
     # keras: one Keras `fit` per fold (the reference path).
@@ -87,6 +87,17 @@ class MlflowConfig:
     def validate(self, key: str, given: Mapping[str, Any]) -> None:
         if not self.experiment.strip():
             _fail(f"{key}.experiment", self.experiment, "allowed: a non-empty name")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What the ``report`` stage compares every other variant with, split by split."""
+
+    baseline: str = "baseline"
+
+    def validate(self, key: str, given: Mapping[str, Any]) -> None:
+        if not self.baseline.strip():
+            _fail(f"{key}.baseline", self.baseline, "allowed: the name of a variant")
 
 
 @dataclass(frozen=True)
@@ -275,6 +286,7 @@ SECTIONS: dict[str, type] = {
     "fetch": FetchConfig,
     "cv": CVConfig,
     "mlflow": MlflowConfig,
+    "report": ReportConfig,
 }
 
 
@@ -293,7 +305,7 @@ def read_params(path: Path) -> dict[str, Any]:
 
 
 def load_section(params: Mapping[str, Any], name: str) -> Any:
-    """Validate one top-level section (``fetch``, ``cv`` or ``mlflow``)."""
+    """Validate one top-level section (``fetch``, ``cv``, ``mlflow`` or ``report``)."""
     if name not in params:
         _fail(name, "<missing>", "this section is required in params.yaml")
     return _build(SECTIONS[name], params[name] if params[name] is not None else {}, name)

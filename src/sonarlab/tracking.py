@@ -108,6 +108,19 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
         return found.experiment_id
 
 
+def open_experiment(store_root: Path, name: str) -> tuple[MlflowClient, str, str]:
+    """Point MLflow at the store (checked reachable) and return the client, the
+    experiment's id and the tracking URI. Safe for stages starting at once."""
+    uri = resolve_tracking_uri(store_root)
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    with store_lock(uri):  # the first use of a new SQLite store migrates it
+        client = MlflowClient(uri)
+        experiment_id = ensure_experiment(client, name, uri)
+        mlflow.search_experiments(max_results=1)  # the fluent API's store, opened here too
+    return client, experiment_id, uri
+
+
 def git_commit(cwd: Path) -> str | None:
     try:
         out = subprocess.run(

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.metrics import log_loss, roc_auc_score
 
+from sonarlab import stats
 from sonarlab.config import VariantConfig
 from sonarlab.folds import Scaler, Split
 from sonarlab.model import build_model
@@ -172,12 +173,15 @@ def train_final(
 
 
 def summarize(folds: list[FoldResult]) -> dict[str, float]:
-    """Across-fold mean and std (population std, as the tutorial's ``results.std()``)."""
+    """Across-fold mean, std (population std, as the tutorial's ``results.std()``) and
+    95% interval (the corrected resampled t interval, ``stats.interval``)."""
     out: dict[str, float] = {}
+    n_train = float(np.mean([len(f.split.train) for f in folds]))
+    n_test = float(np.mean([len(f.split.test) for f in folds]))
     for name in ("accuracy", "roc_auc", "log_loss"):
-        values = np.array([f.test_metrics[name] for f in folds])
-        out[f"{name}_mean"] = float(values.mean())
-        out[f"{name}_std"] = float(values.std())
+        est = stats.interval([f.test_metrics[name] for f in folds], n_train, n_test)
+        out[f"{name}_mean"], out[f"{name}_std"] = est.mean, est.std
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = est.low, est.high
     train_acc = np.array([f.train_metrics["accuracy"] for f in folds])
     test_acc = np.array([f.test_metrics["accuracy"] for f in folds])
     out["train_accuracy_mean"] = float(train_acc.mean())

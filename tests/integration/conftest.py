@@ -20,11 +20,13 @@ COPY_IGNORE = shutil.ignore_patterns(
     "dvc.lock", "cache", "tmp", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache",
     "dvc_plots",
 )  # fmt: skip
-TINY = {"folds": 3, "epochs": 2}
+TINY = {"folds": 3, "repeats": 2, "epochs": 2}
+TINY_SPLITS = TINY["folds"] * TINY["repeats"]
 
 
 def tiny_params(params: dict) -> dict:
     params["cv"]["folds"] = TINY["folds"]
+    params["cv"]["repeats"] = TINY["repeats"]
     for variant in params["variants"].values():
         variant["epochs"] = TINY["epochs"]
         if variant["model"]["kind"] == "lstm":

@@ -24,8 +24,9 @@ def test_project_params_load_and_define_the_five_variants(params):
     for name in variant_names(params):
         load_variant(params, name)
     cv = load_section(params, "cv")
-    assert (cv.folds, cv.repeats) == (10, 1)
+    assert (cv.folds, cv.repeats) == (10, 3)  # the tutorial's 10 folds, repeated 3 times
     assert load_section(params, "mlflow").experiment
+    assert load_section(params, "report").baseline in variant_names(params)
     assert load_section(params, "fetch").urls
 
 

@@ -89,6 +89,11 @@ def test_summarize_uses_population_std_like_the_tutorial(tiny_data):
     assert s["accuracy_mean"] == pytest.approx(0.85)
     assert s["accuracy_std"] == pytest.approx(0.05)  # ddof=0
     assert s["n_folds"] == 2
+    # the corrected interval: s² = 0.005, (1/2 + n_test/n_train) * s², t(0.975, 1 df)
+    se = np.sqrt((1 / 2 + len(split.test) / len(split.train)) * 0.005)
+    half = 12.706204736174698 * se
+    ci = (s["accuracy_ci_low"], s["accuracy_ci_high"])
+    assert ci == pytest.approx((0.85 - half, 0.85 + half))
     m = mean_curves([r, r2])
     np.testing.assert_allclose(
         m["train_loss_mean"], (np.array(r.curves["train_loss"]) + r2.curves["train_loss"]) / 2

@@ -23,7 +23,6 @@ from pathlib import Path
 import mlflow
 import numpy as np
 from mlflow.models import infer_signature
-from mlflow.tracking import MlflowClient
 
 from sonarlab import data, files, plots, tracking
 from sonarlab.config import (
@@ -92,13 +91,7 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
     # TensorFlow loads here, once the parameters and inputs are known to be good.
     from sonarlab import engines, train
 
-    uri = tracking.resolve_tracking_uri(store_root(paths.root))
-    tracking.check_reachable(uri)
-    mlflow.set_tracking_uri(uri)
-    with tracking.store_lock(uri):  # the first use of a new SQLite store migrates it
-        client = MlflowClient(uri)
-        experiment_id = tracking.ensure_experiment(client, ml.experiment, uri)
-        mlflow.search_experiments(max_results=1)  # the fluent API's store, opened here too
+    client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), ml.experiment)
     # `mlflow run` hands us the run it made: that is our parent. Taken out of the
     # environment so that the nested fold runs do not resume it too.
     launched = os.environ.pop("MLFLOW_RUN_ID", None)
