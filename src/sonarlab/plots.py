@@ -1,4 +1,5 @@
-"""Figures (matplotlib, Agg backend): learning curves and per-fold accuracy."""
+"""Figures (matplotlib, Agg backend): learning curves, per-fold accuracy, paired
+differences and the train vs held-out loss of every variant."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def fold_accuracies(per_variant: Mapping[str, list[float]], title: str, path: Pa
     """Box plot with every fold's accuracy as a point, one column per variant."""
     names = list(per_variant)
     fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 4.5), constrained_layout=True)
-    ax.boxplot([per_variant[n] for n in names], showmeans=True, widths=0.5)
+    # every point is drawn below, so the box draws no outliers of its own
+    ax.boxplot([per_variant[n] for n in names], showmeans=True, showfliers=False, widths=0.5)
     ax.set_xticks(range(1, len(names) + 1), names)
     rng = np.random.default_rng(0)  # jitter only, for legibility
     for i, name in enumerate(names, start=1):
@@ -43,5 +45,83 @@ def fold_accuracies(per_variant: Mapping[str, list[float]], title: str, path: Pa
     ax.set_ylabel("held-out accuracy per fold")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def differences(
+    names: list[str], means: list[float], lows: list[float], highs: list[float], title: str,
+    path: Path,
+) -> None:  # fmt: skip
+    """Forest plot: each variant's mean paired difference with its interval, zero marked."""
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(names) + 1.6), constrained_layout=True)
+    pos = np.arange(len(names))[::-1]
+    m, lo, hi = (100 * np.asarray(v) for v in (means, lows, highs))
+    ax.errorbar(m, pos, xerr=[m - lo, hi - m], fmt="o", capsize=4)
+    ax.axvline(0, color="grey", lw=1, ls="--")
+    ax.set_yticks(pos, names)
+    ax.set_ylim(pos.min() - 0.6, pos.max() + 0.6)
+    ax.set_xlabel("difference in held-out accuracy (percentage points)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def overfitting(curves: Mapping[str, Mapping[str, np.ndarray]], title: str, path: Path) -> None:
+    """One panel per variant, shared axes: mean (± std band across folds) loss per epoch
+    on the training rows (training mode, as Keras reports it) and on the held-out fold."""
+    names = list(curves)
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.3 * rows), sharex=True, sharey=True,
+        constrained_layout=True, squeeze=False,
+    )  # fmt: skip
+    for ax, name in zip(axes.flat, names, strict=False):
+        c = curves[name]
+        epochs = np.arange(1, len(c["train_loss_mean"]) + 1)
+        for part, label, color in (
+            ("train", "training rows", "tab:blue"),
+            ("test", "held-out fold", "tab:orange"),
+        ):
+            mean, std = c[f"{part}_loss_mean"], c[f"{part}_loss_std"]
+            ax.plot(epochs, mean, color=color, label=label)
+            ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    for i, ax in enumerate(axes.flat[: len(names)]):
+        if i + cols >= len(names):  # nothing below it: it carries the epoch axis
+            ax.set_xlabel("epoch")
+            ax.tick_params(labelbottom=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("binary cross-entropy")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    for ax in axes.flat[len(names) :]:
+        ax.set_axis_off()
+    if len(names) < axes.size:  # the first empty panel holds the legend
+        axes.flat[len(names)].legend(handles, labels, loc="center")
+    else:
+        axes.flat[0].legend(loc="upper left")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sweep(series: Mapping[str, list[tuple[float, float, float, float]]], title: str, path: Path):
+    """One line per swept parameter: (rate, mean, low, high) points with interval bars."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
+    width = 0.006 * (len(series) - 1)  # side by side, so that the bars do not overlap
+    for i, (label, pts) in enumerate(series.items()):
+        if not pts:
+            continue
+        rate, mean, low, high = (100 * np.asarray(v) for v in zip(*pts, strict=True))
+        x = rate / 100 + (i - (len(series) - 1) / 2) * width
+        ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="o-", capsize=4, label=label)
+    ax.set_xlabel("dropout rate")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
     fig.savefig(path, dpi=110)
     plt.close(fig)

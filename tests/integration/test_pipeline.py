@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import csv
 import json
+from html.parser import HTMLParser
 
 import keras
 import mlflow
@@ -12,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from sonarlab import data
 from tests.conftest import SHARED_SONAR
-from tests.integration.conftest import BIN, TINY, ran_stages
+from tests.integration.conftest import BIN, TINY, TINY_SPLITS, ran_stages
 
 pytestmark = pytest.mark.integration
 
@@ -20,8 +23,13 @@ VARIANTS = ["baseline", "visible", "hidden", "lstm", "lr_decay"]
 
 
 def parent_runs(client: MlflowClient, experiment_id: str):
+    """The cv stages' top-level runs (not their folds, not the report's run), newest first."""
     runs = client.search_runs([experiment_id], max_results=1000)
-    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return [
+        r
+        for r in runs
+        if "mlflow.parentRunId" not in r.data.tags and r.data.tags.get("dvc.stage") != "report"
+    ]
 
 
 def children(client: MlflowClient, run) -> list:
@@ -49,7 +57,8 @@ def test_dag_and_metrics_show_every_variant(reproduced):
     for v in VARIANTS:
         m = per_file[f"results/{v}/metrics.json"]["data"]
         assert 0.0 <= m["accuracy_std"] < m["accuracy_mean"] <= 1.0
-        assert m["n_folds"] == TINY["folds"]
+        assert m["n_folds"] == TINY_SPLITS
+        assert m["accuracy_ci_low"] <= m["accuracy_mean"] <= m["accuracy_ci_high"]
 
 
 def test_generated_files_are_owned_by_dvc_not_git(reproduced):
@@ -65,6 +74,14 @@ def test_generated_files_are_owned_by_dvc_not_git(reproduced):
     assert all(ln.endswith(("dvc.lock", ".gitignore")) for ln in status.splitlines()), status
 
 
+REPORT_FIGURES = ["fold_accuracy.png", "differences.png", "overfitting.png"]
+
+
+def fold_accuracy(project, variant: str) -> np.ndarray:
+    with open(project.root / "results" / variant / "folds.csv") as fh:
+        return np.array([float(row["accuracy"]) for row in csv.DictReader(fh)])
+
+
 def test_report_puts_the_tutorial_beside_our_numbers(reproduced):
     project, _ = reproduced
     summary = (project.root / "reports" / "summary.md").read_text()
@@ -73,8 +90,65 @@ def test_report_puts_the_tutorial_beside_our_numbers(reproduced):
     assert "86.04% (4.58%)" in summary and "83.52% (7.68%)" in summary
     m = project.metrics("hidden")
     assert f"{100 * m['accuracy_mean']:.2f}% ({100 * m['accuracy_std']:.2f}%)" in summary
-    png = (project.root / "reports" / "fold_accuracy.png").read_bytes()
-    assert png.startswith(b"\x89PNG")
+    assert f"[{100 * m['accuracy_ci_low']:.2f}%, {100 * m['accuracy_ci_high']:.2f}%]" in summary
+    assert f"{TINY_SPLITS} ({TINY['repeats']} × {TINY['folds']})" in summary
+    # the paired difference, computed here from the two folds.csv files
+    delta = (fold_accuracy(project, "visible") - fold_accuracy(project, "baseline")).mean()
+    assert f"visible vs baseline: {100 * delta:+.2f} pp" in summary
+    for name in REPORT_FIGURES:
+        assert (project.root / "reports" / name).read_bytes().startswith(b"\x89PNG"), name
+        assert f"]({name})" in summary
+
+
+class _Resources(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls, self.images, self.cells = [], 0, []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.images += tag == "img"
+        self.urls += [attrs[k] for k in ("src", "href") if k in attrs]
+
+    def handle_data(self, data):
+        self.cells.append(data)
+
+
+def test_html_report_is_self_contained(reproduced):
+    project, _ = reproduced
+    page = _Resources()
+    page.feed((project.root / "reports" / "index.html").read_text())
+    assert page.images == len(REPORT_FIGURES) + len(VARIANTS)  # + a learning curve each
+    assert page.urls and all(u.startswith("data:image/png;base64,") for u in page.urls)
+    for url in page.urls:
+        assert base64.b64decode(url.split(",", 1)[1]).startswith(b"\x89PNG")
+    text = " ".join(page.cells)
+    assert all(v in text for v in VARIANTS) and "86.04% (4.58%)" in text
+    assert "corrected resampled t-test" in text
+
+
+def test_report_run_in_mlflow_holds_the_figures_and_the_statistics(reproduced):
+    project, _ = reproduced
+    client = MlflowClient(project.store)
+    exp = client.get_experiment_by_name("sonar-dropout")
+    (run,) = client.search_runs([exp.experiment_id], "tags.`dvc.stage` = 'report'")[:1]
+    assert run.info.status == "FINISHED" and run.info.run_name == "report"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"index.html", "summary.md", "fold_accuracy.csv", *REPORT_FIGURES} <= artifacts
+    delta = (fold_accuracy(project, "hidden") - fold_accuracy(project, "baseline")).mean()
+    assert run.data.metrics["hidden.delta_accuracy"] == pytest.approx(delta, abs=1e-6)
+    assert 0.0 <= run.data.metrics["hidden.p_value"] <= 1.0
+    assert "baseline.p_value" not in run.data.metrics
+
+
+def test_dvc_plots_show_renders_the_report_figures(reproduced, tmp_path):
+    project, _ = reproduced
+    shown = json.loads(project.dvc("plots", "show", "--json").stdout)
+    for name in REPORT_FIGURES:
+        assert f"reports/{name}" in shown, sorted(shown)
+    project.dvc("plots", "show", "-o", str(tmp_path))
+    page = (tmp_path / "index.html").read_text()
+    assert "overfitting.png" in page and "fold_accuracy" in page
 
 
 def test_store_holds_a_parent_run_per_variant_with_nested_folds(reproduced):
@@ -100,7 +174,7 @@ def test_store_holds_a_parent_run_per_variant_with_nested_folds(reproduced):
         assert {"folds.csv", "learning_curves.png", "curves.csv", "metrics.json",
                 "params.json"} <= artifacts  # fmt: skip
         folds = children(client, run)
-        assert len(folds) == TINY["folds"]
+        assert len(folds) == TINY_SPLITS
         for fold in folds:
             history = client.get_metric_history(fold.info.run_id, "epoch_test_loss")
             assert [h.step for h in history] == list(range(TINY["epochs"]))
@@ -158,7 +232,7 @@ def test_exp_run_temp_logs_into_the_repo_root_store(reproduced):
     n_before = len(parent_runs(client, exp.experiment_id))
     project.dvc("exp", "run", "--temp", "-n", "tiny-exp", "-S", "variants.baseline.epochs=3")
     runs = parent_runs(client, exp.experiment_id)
-    assert len(runs) == n_before + 1
+    assert len(runs) == n_before + 1  # cv@baseline (and a report run, not counted here)
     new = runs[0]  # newest first
     assert new.info.run_name == "baseline"
     assert new.data.tags["dvc.exp_name"] == "tiny-exp"
@@ -185,4 +259,4 @@ def test_mlflow_run_entry_point(reproduced):
     run = parent_runs(client, exp.experiment_id)[0]
     assert run.data.params["cv.folds"] == "2"
     assert run.data.tags["mlflow.project.entryPoint"] == "cv"
-    assert len(children(client, run)) == 2
+    assert len(children(client, run)) == 2 * TINY["repeats"]

@@ -1,0 +1,70 @@
+"""The report's comparison: pairing by split, the tables and the sentences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sonarlab import comparison, stats
+from sonarlab.comparison import Fold
+
+
+def folds(accuracies, n_train=18, n_test=2, folds_per_repeat=5):
+    return [
+        Fold(i // folds_per_repeat, i % folds_per_repeat, n_train, n_test, a, 0.9, 0.4, 1.0)
+        for i, a in enumerate(accuracies)
+    ]
+
+
+BASE = [0.80, 0.85, 0.90, 0.75, 0.80, 0.85, 0.80, 0.90, 0.85, 0.80]
+BETTER = [a + d for a, d in zip(BASE, [0.05, 0.10, 0.05, 0.10, 0.05] * 2, strict=True)]
+
+
+def test_compare_pairs_each_variant_with_the_baseline_split_by_split():
+    rows = comparison.compare(
+        {"baseline": folds(BASE), "better": folds(BETTER)}, {"baseline": 1.0, "better": 2.0},
+        "baseline",
+    )  # fmt: skip
+    base, better = rows
+    assert base.versus is None and (base.n_splits, base.repeats) == (10, 2)
+    expected = stats.corrected_paired_ttest(BETTER, BASE, n_train=18, n_test=2)
+    assert better.versus == expected
+    assert better.versus.mean == pytest.approx(0.07)
+    assert better.estimates["accuracy"] == stats.interval(BETTER, 18, 2)
+    assert better.gap == pytest.approx(1 - np.mean(BETTER))
+
+
+def test_variants_scored_on_other_splits_are_refused():
+    other = folds(BASE, n_train=17, n_test=3)
+    with pytest.raises(ValueError, match="same splits"):
+        comparison.compare(
+            {"baseline": folds(BASE), "x": other}, dict.fromkeys(["baseline", "x"], 1), "baseline"
+        )
+    with pytest.raises(ValueError, match="no results"):
+        comparison.compare({"x": other}, {"x": 1}, "baseline")
+
+
+def test_findings_say_where_the_tutorial_falls_and_what_the_test_says():
+    # a baseline around the tutorial's 86%, a "visible" clearly better on every split
+    base = [0.86 + d for d in (-0.02, 0.01, 0.0, 0.02, -0.01) * 2]
+    visible = [a + 0.08 for a in base]
+    rows = comparison.compare(
+        {"baseline": folds(base), "visible": folds(visible)}, {"baseline": 1, "visible": 1},
+        "baseline",
+    )  # fmt: skip
+    text = "\n".join(comparison.findings(rows, "baseline"))
+    assert "Outside our 95% interval: visible (tutorial 83.52%" in text
+    assert "inside: baseline" in text
+    assert "visible vs baseline: +8.00 pp" in text and ": higher." in text
+    # the tutorial's -2.52 pp is far from our +8 pp
+    assert "[+8.00 pp, +8.00 pp], excludes it" in text
+    table = comparison.markdown_table(comparison.variants_table(rows, "baseline"))
+    assert table.splitlines()[0].startswith("| variant | accuracy mean (std) | 95% CI")
+    assert "| visible | 94.00% (1.41%) |" in table
+    html = comparison.html_table(comparison.tutorial_table(rows))
+    assert html.count("<tr>") == 3 and "<td>no</td>" in html
+
+
+def test_html_cells_are_escaped():
+    html = comparison.html_table((["a<b"], [["x & y"]]))
+    assert "a&lt;b" in html and "x &amp; y" in html
