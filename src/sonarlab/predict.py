@@ -1,0 +1,129 @@
+"""Predict with a variant's final model; optionally with MC-dropout uncertainty.
+
+``python -m sonarlab.predict hidden rows.csv`` prints, for every row of ``rows.csv``
+(the Sonar format: 60 band values, an optional trailing M/R label, no header), the
+probability that it is a mine, from ``results/hidden/model.keras`` in inference mode
+(dropout off, so the output is deterministic).
+
+With ``--samples N`` it also runs the model N times with dropout left on (Monte Carlo
+dropout, Gal & Ghahramani 2016) and reports the mean and std of those N
+probabilities: a spread that is large where the network is unsure. ``--seed`` makes
+the N dropout masks reproducible. A variant without dropout has std 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from sonarlab import files
+from sonarlab.config import N_BANDS
+from sonarlab.data import DataError
+from sonarlab.paths import workspace_paths
+from sonarlab.stages._cli import run
+
+log = logging.getLogger(__name__)
+
+
+def read_rows(path: Path) -> np.ndarray:
+    """Rows of 60 band values in [0, 1]; a 61st column (the label) is ignored."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        frame = pd.read_csv(path, header=None)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: not a CSV of Sonar rows ({exc})") from None
+    if frame.shape[1] not in (N_BANDS, N_BANDS + 1):
+        raise DataError(
+            f"{path}: expected {N_BANDS} band columns (and an optional label), "
+            f"got {frame.shape[1]} columns"
+        )
+    bands = frame.iloc[:, :N_BANDS]
+    try:
+        X = bands.to_numpy(dtype=np.float32)
+    except ValueError:
+        raise DataError(f"{path}: the band columns must be numbers") from None
+    if not np.isfinite(X).all():
+        raise DataError(f"{path}: the band columns must not be empty or NaN")
+    return X
+
+
+def mc_dropout(model, X: np.ndarray, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over ``samples`` forward passes with dropout on (``training=True``).
+
+    The masks come from the model's own dropout layers, whose random state is reset
+    from ``seed`` first, so the same seed gives the same masks. Nothing else in these
+    models behaves differently in training mode (no batch norm), so the spread is the
+    dropout's alone.
+    """
+    import keras
+
+    from sonarlab.train import derive_seed
+
+    if samples < 1:
+        raise ValueError(f"samples: got {samples}; allowed: an integer >= 1")
+    # Each dropout layer (and LSTM cell) draws its masks from a SeedGenerator whose
+    # state, [seed, counter], is a variable of the model: reset every one of them.
+    states = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+    for i, state in enumerate(states):
+        state.assign(np.array([derive_seed(seed, i), 0], dtype=state.dtype))
+    draws = np.stack(
+        [keras.ops.convert_to_numpy(model(X, training=True)).ravel() for _ in range(samples)]
+    ).astype(np.float64)
+    return draws.mean(axis=0), draws.std(axis=0)
+
+
+def predict(variant: str, rows: Path, samples: int, seed: int, output: Path | None) -> None:
+    X = read_rows(rows)
+    model_path = workspace_paths().results(variant) / "model.keras"
+    if not model_path.is_file():
+        raise FileNotFoundError(errno.ENOENT, "no model", str(model_path))
+    import keras
+
+    from sonarlab.train import predict_proba
+
+    model = keras.saving.load_model(model_path, compile=False)  # inference only
+    table = {"p_mine": predict_proba(model, X)}
+    if samples:
+        table["mc_mean"], table["mc_std"] = mc_dropout(model, X, samples, seed)
+    columns = ("row", *table)
+    lines = [{"row": i, **{k: float(v[i]) for k, v in table.items()}} for i in range(len(X))]
+    text = files.csv_text(lines, columns)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        files.write_text(output, text)
+        log.info("predict: %d rows -> %s", len(X), output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sonarlab.predict",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("variant", help="a key of `variants`: uses results/<variant>/model.keras")
+    parser.add_argument("rows", type=Path, help="CSV of rows in the Sonar format")
+    parser.add_argument(
+        "--samples", type=int, default=0, help="MC-dropout passes (0: inference mode only)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the MC-dropout masks")
+    parser.add_argument("--output", type=Path, help="write the CSV here instead of stdout")
+    args = parser.parse_args(argv)
+    if args.samples < 0:
+        parser.error(f"--samples: got {args.samples}; allowed: an integer >= 0")
+    return run(
+        f"predict {args.variant}",
+        lambda: predict(args.variant, args.rows, args.samples, args.seed, args.output),
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

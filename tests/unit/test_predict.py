@@ -1,0 +1,98 @@
+"""Dropout at inference: off by default (deterministic), on for MC-dropout sampling."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from sonarlab import predict
+from sonarlab.config import load_variant, read_params
+from sonarlab.folds import Scaler
+from sonarlab.model import build_model
+from sonarlab.train import predict_proba
+from tests.conftest import ROOT, sonar_csv_text, synthetic_sonar
+
+PARAMS = read_params(ROOT / "params.yaml")
+X, Y = synthetic_sonar()
+SCALER = Scaler.fit(X)
+
+
+def model_of(name: str):
+    return build_model(load_variant(PARAMS, name), SCALER, n_train=len(X))
+
+
+@pytest.mark.parametrize("name", ["visible", "hidden", "lstm"])
+def test_inference_is_deterministic_and_dropout_on_varies(name):
+    model = model_of(name)
+    np.testing.assert_array_equal(predict_proba(model, X), predict_proba(model, X))
+    first = np.asarray(model(X, training=True)).ravel()
+    second = np.asarray(model(X, training=True)).ravel()
+    assert not np.allclose(first, second)
+    mean, std = predict.mc_dropout(model, X, samples=20, seed=3)
+    assert (std > 0).all() and mean.shape == std.shape == (len(X),)
+    # the same seed gives the same masks; another seed other masks
+    again = predict.mc_dropout(model, X, samples=20, seed=3)
+    np.testing.assert_array_equal(mean, again[0])
+    np.testing.assert_array_equal(std, again[1])
+    assert not np.allclose(std, predict.mc_dropout(model, X, samples=20, seed=4)[1])
+
+
+def test_without_dropout_mc_sampling_has_no_spread():
+    model = model_of("baseline")
+    mean, std = predict.mc_dropout(model, X, samples=5, seed=0)
+    np.testing.assert_allclose(std, 0.0, atol=1e-12)
+    np.testing.assert_allclose(mean, predict_proba(model, X), rtol=1e-6)
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    model = model_of("hidden")
+    (tmp_path / "results" / "hidden").mkdir(parents=True)
+    model.save(tmp_path / "results" / "hidden" / "model.keras")
+    (tmp_path / "rows.csv").write_text(sonar_csv_text(X[:7], Y[:7]))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path, model
+
+
+def test_predict_cli_writes_probabilities_and_mc_statistics(workspace):
+    root, model = workspace
+    assert predict.main(["hidden", "rows.csv", "--samples", "30", "--output", "out.csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO((root / "out.csv").read_text())))
+    assert [r["row"] for r in rows] == [str(i) for i in range(7)]
+    p = np.array([float(r["p_mine"]) for r in rows])
+    expected = predict_proba(model, predict.read_rows(root / "rows.csv"))
+    np.testing.assert_allclose(p, expected, rtol=1e-5)  # the CSV keeps 6 digits
+    std = np.array([float(r["mc_std"]) for r in rows])
+    assert (std > 0).all()
+    assert predict.main(["hidden", "rows.csv", "--samples", "30", "--output", "again.csv"]) == 0
+    assert (root / "again.csv").read_text() == (root / "out.csv").read_text()
+
+
+def test_predict_cli_without_samples_prints_inference_only(workspace, capsys):
+    assert predict.main(["hidden", "rows.csv"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header == "row,p_mine"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "not a CSV"),
+        ("0.1,0.2,M\n", "expected 60 band columns"),
+        (",".join(["x"] * 60) + "\n", "must be numbers"),
+    ],
+)
+def test_predict_cli_rejects_bad_rows_with_one_line(workspace, caplog, content, message):
+    root, _ = workspace
+    (root / "bad.csv").write_text(content)
+    assert predict.main(["hidden", "bad.csv"]) == 1
+    assert message in caplog.text and "Traceback" not in caplog.text
+
+
+def test_predict_cli_names_a_missing_model(workspace, caplog):
+    assert predict.main(["visible", "rows.csv"]) == 1
+    assert "results/visible/model.keras" in caplog.text
