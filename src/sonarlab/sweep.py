@@ -1,0 +1,239 @@
+"""A dropout-rate sweep as DVC experiments: queue a grid, run it in parallel, summarize it.
+
+``python -m sonarlab.sweep run`` (``make sweep``) does what you would type by hand::
+
+    dvc exp run --queue -S 'variants.visible.model.input_dropout=0.0,0.1,0.2,0.3,0.4,0.5'
+    dvc exp run --queue -S 'variants.hidden.model.hidden_dropout=0.0,0.1,0.2,0.3,0.4,0.5'
+    dvc queue start -j 2
+
+then waits for the queue to drain and writes the summary. Every experiment runs in a
+temporary copy of the repo; its MLflow runs land in the repo-root store (``DVC_ROOT``)
+tagged ``dvc.exp_name``.
+
+``python -m sonarlab.sweep summary`` only writes the summary, from every experiment DVC
+knows (``dvc exp show``): for each swept parameter, one point per rate, the variant's
+mean held-out accuracy with its 95% interval (from ``results/<variant>/metrics.json``).
+Points are kept only from experiments whose other settings (the rest of the variant and
+the ``cv`` section) equal the workspace's, so older, incomparable experiments drop out.
+Writes ``reports/sweep/{sweep.md,sweep.csv,sweep.png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sonarlab import files
+from sonarlab.config import ConfigError, read_params
+from sonarlab.paths import workspace_paths
+from sonarlab.stages._cli import run
+
+log = logging.getLogger(__name__)
+
+KEYS = ("variants.visible.model.input_dropout", "variants.hidden.model.hidden_dropout")
+RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+ACTIVE = ("Queued", "Running")
+
+
+@dataclass(frozen=True)
+class Point:
+    key: str
+    variant: str
+    rate: float
+    mean: float
+    low: float
+    high: float
+    experiment: str
+
+
+def variant_of(key: str) -> str:
+    parts = key.split(".")
+    if len(parts) < 3 or parts[0] != "variants":
+        raise ConfigError(f"sweep key {key}: got {key!r}; allowed: variants.<variant>.<field...>")
+    return parts[1]
+
+
+def flat(node: Mapping, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in node.items():
+        if isinstance(v, Mapping):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def same(a: object, b: object) -> bool:
+    """Equal as params: ``dvc.api.exp_show`` gives numbers as floats and lists as text."""
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return float(a) == float(b)
+    return str(a) == str(b)
+
+
+def _metric(row: Mapping, variant: str, name: str) -> float | None:
+    """A metric of ``results/<variant>/metrics.json`` in a ``dvc.api.exp_show`` row
+    (prefixed with the file when several files share the name)."""
+    for column in (f"results/{variant}/metrics.json:{name}", name):
+        value = row.get(column)
+        if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+            return float(value)
+    return None
+
+
+def points(rows: Iterable[Mapping], keys: Sequence[str], params: Mapping) -> list[Point]:
+    """One point per (key, rate), from the experiment rows comparable with ``params``."""
+    reference = flat(params)
+    out: dict[tuple[str, float], Point] = {}
+    for key in keys:
+        variant = variant_of(key)
+        held = [
+            k for k in reference if (k.startswith((f"variants.{variant}.", "cv.")) and k != key)
+        ]
+        for row in rows:
+            rate = row.get(key)
+            if not isinstance(rate, int | float) or not all(
+                same(row.get(k), reference[k]) for k in held
+            ):
+                continue
+            found = [_metric(row, variant, f"accuracy_{m}") for m in ("mean", "ci_low", "ci_high")]
+            if None in found:
+                continue  # an experiment that failed, or one from before the CIs existed
+            name = str(row.get("Experiment") or row.get("rev") or "workspace")
+            out.setdefault((key, float(rate)), Point(key, variant, float(rate), *found, name))
+    return sorted(out.values(), key=lambda p: (keys.index(p.key), p.rate))
+
+
+def summary_markdown(pts: Sequence[Point], keys: Sequence[str]) -> str:
+    lines = [
+        "# Dropout-rate sweep\n",
+        "Mean held-out accuracy over the repeated CV folds, with its 95% corrected "
+        "resampled t interval; one DVC experiment per point. Everything else is as in "
+        "params.yaml.\n",
+    ]
+    for key in keys:
+        lines += [f"## {key}\n", "| rate | accuracy | 95% CI | experiment |", "|---|---|---|---|"]
+        lines += [
+            f"| {p.rate:g} | {100 * p.mean:.2f}% | [{100 * p.low:.2f}%, {100 * p.high:.2f}%] "
+            f"| {p.experiment} |"
+            for p in pts
+            if p.key == key
+        ]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(pts: Sequence[Point], keys: Sequence[str], out: Path) -> None:
+    from sonarlab import plots
+
+    files.write_text(out / "sweep.md", summary_markdown(pts, keys))
+    rows = [
+        {"key": p.key, "variant": p.variant, "rate": p.rate, "accuracy_mean": p.mean,
+         "accuracy_ci_low": p.low, "accuracy_ci_high": p.high, "experiment": p.experiment}
+        for p in pts
+    ]  # fmt: skip
+    files.write_text(out / "sweep.csv", files.csv_text(rows, rows[0].keys() if rows else ["key"]))
+    series = {key: [(p.rate, p.mean, p.low, p.high) for p in pts if p.key == key] for key in keys}
+    with files.atomic_path(out / "sweep.png") as tmp:
+        plots.sweep(series, "Held-out accuracy vs dropout rate (95% corrected CI)", tmp)
+
+
+def experiment_rows(root: Path) -> list[dict]:
+    import dvc.api
+
+    return dvc.api.exp_show(repo=str(root))
+
+
+def summarize(keys: Sequence[str]) -> list[Point]:
+    paths = workspace_paths()
+    pts = points(experiment_rows(paths.root), keys, read_params(paths.params))
+    if not pts:
+        raise OSError(f"no finished experiments sweep {', '.join(keys)}; run `make sweep` first")
+    write_summary(pts, keys, paths.reports / "sweep")
+    for key in keys:
+        found = sorted(p.rate for p in pts if p.key == key)
+        log.info("sweep %s: %d rates %s", key, len(found), ", ".join(f"{r:g}" for r in found))
+    log.info("sweep summary -> %s", paths.reports / "sweep" / "sweep.md")
+    return pts
+
+
+def queue_status(runner: Callable[..., subprocess.CompletedProcess]) -> dict[str, int]:
+    """Counts of the queue's tasks by status, from ``dvc queue status``."""
+    out = runner(["dvc", "queue", "status"]).stdout
+    counts: dict[str, int] = {}
+    for line in out.splitlines():
+        for status in (*ACTIVE, "Success", "Failed"):
+            if f" {status}" in line:
+                counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise OSError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+    return proc
+
+
+def run_sweep(keys: Sequence[str], rates: Sequence[float], jobs: int, poll: float = 5.0) -> None:
+    for key in keys:
+        variant_of(key)
+    if not rates or any(not 0 <= r < 1 for r in rates):
+        raise ConfigError(f"sweep rates: got {list(rates)}; allowed: values in [0, 1)")
+    before = queue_status(_run)
+    grid = ",".join(f"{r:g}" for r in rates)
+    for key in keys:
+        log.info("queueing %s = %s", key, grid)
+        _run(["dvc", "exp", "run", "--queue", "-S", f"{key}={grid}"])
+    log.info("starting %d queue workers: dvc queue start -j %d", jobs, jobs)
+    _run(["dvc", "queue", "start", "-j", str(jobs)])
+    total = len(keys) * len(rates)
+    while True:
+        counts = queue_status(_run)
+        done = sum(counts.get(s, 0) - before.get(s, 0) for s in ("Success", "Failed"))
+        running = counts.get("Running", 0)
+        log.info("sweep: %d/%d experiments done (%d running)", done, total, running)
+        if not any(counts.get(s) for s in ACTIVE):
+            break
+        time.sleep(poll)
+    failed = counts.get("Failed", 0) - before.get("Failed", 0)
+    summarize(keys)
+    if failed:
+        raise OSError(
+            f"{failed} of {total} experiments failed; `dvc queue status` lists them and "
+            "`dvc queue logs <task>` shows why"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sonarlab.sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="queue the grid, run it with N workers, summarize")
+    run_p.add_argument(
+        "--rates",
+        type=lambda s: [float(v) for v in s.split(",")],
+        default=list(RATES),
+        help="comma-separated dropout rates (default: %(default)s)",
+    )
+    run_p.add_argument("--jobs", "-j", type=int, default=2, help="parallel workers (default 2)")
+    sum_p = sub.add_parser("summary", help="summarize the experiments DVC knows")
+    for p in (run_p, sum_p):
+        p.add_argument("keys", nargs="*", default=list(KEYS), help="swept parameters")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run("sweep", lambda: run_sweep(args.keys, args.rates, args.jobs))
+    return run("sweep", lambda: summarize(args.keys))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
