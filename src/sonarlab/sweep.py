@@ -24,6 +24,7 @@ import argparse
 import logging
 import math
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -175,9 +176,14 @@ def queue_status(runner: Callable[..., subprocess.CompletedProcess]) -> dict[str
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # Output through a file, not a pipe: `dvc queue start` leaves workers running that
+    # inherit its output, and reading a pipe would wait for them to finish.
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        out.seek(0)
+        proc.stdout = out.read()
     if proc.returncode != 0:
-        raise OSError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        raise OSError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stdout.strip()[-2000:]}")
     return proc
 
 
