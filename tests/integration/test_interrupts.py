@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM during training: a real stage process, a real signal, a real store."""
+"""Ctrl-C, SIGTERM and errors in a stage: a real stage process, a real cause, a real store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sonarlab.config import load_section
 from tests.integration.conftest import BIN
 
 pytestmark = pytest.mark.integration
@@ -45,3 +46,46 @@ def test_signal_mid_training_ends_the_run_killed_and_writes_nothing(scratch, sig
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "KILLED"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing half-written
+
+
+def test_an_error_after_training_ends_the_runs_failed_and_writes_nothing(scratch):
+    """A real failure in a real stage: ``metrics.json`` is replaced by a directory, so the
+    atomic rename of the first output fails (IsADirectoryError) once training is done."""
+    project = scratch
+    out = project.root / "results" / "baseline"
+    planted = out / "metrics.json"
+    planted.unlink()
+    planted.mkdir()
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p != planted}
+    cmd = [str(BIN / "python"), "-m", "sonarlab.stages.cv", "baseline"]
+    proc = subprocess.run(cmd, cwd=project.root, env=project.env, capture_output=True, text=True)
+
+    # _cli maps OSError to exit 1 and one logged line naming the path, no traceback.
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert "ERROR cv@baseline: [Errno 21] Is a directory: " in errors[0]
+    assert f"-> '{planted}'" in errors[0]
+
+    client = MlflowClient(project.store)
+    exp = client.get_experiment_by_name("sonar-dropout")
+    runs = client.search_runs([exp.experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    folds = [r for r in runs if r is not parent]
+    assert parent.info.status == "FAILED" and parent.info.end_time is not None
+    assert "accuracy_mean" in parent.data.metrics  # it failed after training, as planned
+    error = parent.data.tags["error"]
+    assert error.startswith("IsADirectoryError: [Errno 21] Is a directory: "), error
+    assert str(planted) in error
+    cv = load_section(project.params(), "cv")
+    assert len(folds) == cv.folds * cv.repeats
+    for fold in folds:
+        assert fold.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert fold.info.status == "FINISHED" and "accuracy" in fold.data.metrics
+        assert "error" not in fold.data.tags
+    assert not [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+
+    # Nothing written, no temporary file left behind; the planted directory is untouched.
+    assert planted.is_dir() and not any(planted.iterdir())
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p != planted} == before
