@@ -56,6 +56,8 @@ class FetchConfig:
         if not self.urls:
             _fail(f"{key}.urls", list(self.urls), "allowed: a non-empty list of URLs")
         _check_positive(f"{key}.timeout_seconds", self.timeout_seconds)
+        if math.isinf(self.timeout_seconds):
+            _fail(f"{key}.timeout_seconds", self.timeout_seconds, "allowed: a finite value > 0")
         if self.retries < 0:
             _fail(f"{key}.retries", self.retries, "allowed: an integer >= 0")
 
@@ -251,7 +253,10 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             _fail(key, value, "allowed: a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any float
+            _fail(key, value, "allowed: a number that fits a float")
     if tp is str:
         if not isinstance(value, str):
             _fail(key, value, "allowed: a string")
@@ -264,7 +269,7 @@ def _build(cls: type, data: Any, key: str) -> Any:
         _fail(key, data, f"allowed: a mapping with keys {', '.join(_field_names(cls))}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=repr)  # YAML keys may be of any type
     if unknown:
         _fail(f"{key}.{unknown[0]}", data[unknown[0]], f"unknown key; allowed: {', '.join(fields)}")
     kwargs = {}
