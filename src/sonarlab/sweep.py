@@ -10,8 +10,9 @@ then waits for the queue to drain and writes the summary. Every experiment runs 
 temporary copy of the repo; its MLflow runs land in the repo-root store (``DVC_ROOT``)
 tagged ``dvc.exp_name``.
 
-``python -m sonarlab.sweep summary`` only writes the summary, from every experiment DVC
-knows (``dvc exp show``): for each swept parameter, one point per rate, the variant's
+``python -m sonarlab.sweep summary [--rev COMMIT]`` only writes the summary, from the
+experiments based on the current commit (or COMMIT), as ``dvc exp show`` lists them:
+for each swept parameter, one point per rate, the variant's
 mean held-out accuracy with its 95% interval (from ``results/<variant>/metrics.json``).
 Points are kept only from experiments whose other settings (the rest of the variant and
 the ``cv`` section) equal the workspace's, so older, incomparable experiments drop out.
@@ -145,15 +146,22 @@ def write_summary(pts: Sequence[Point], keys: Sequence[str], out: Path) -> None:
         plots.sweep(series, "Held-out accuracy vs dropout rate (95% corrected CI)", tmp)
 
 
-def experiment_rows(root: Path) -> list[dict]:
+def experiment_rows(root: Path, rev: str) -> list[dict]:
+    """The workspace and every experiment based on commit ``rev``, one flat row each."""
     import dvc.api
 
-    return dvc.api.exp_show(repo=str(root))
+    return dvc.api.exp_show(repo=str(root), revs=[rev])
 
 
-def summarize(keys: Sequence[str]) -> list[Point]:
+def head(root: Path) -> str:
+    return _run(["git", "-C", str(root), "rev-parse", "HEAD"]).stdout.strip()
+
+
+def summarize(keys: Sequence[str], rev: str | None = None) -> list[Point]:
+    """Summarize the experiments based on ``rev`` (default: the current commit)."""
     paths = workspace_paths()
-    pts = points(experiment_rows(paths.root), keys, read_params(paths.params))
+    rows = experiment_rows(paths.root, rev or head(paths.root))
+    pts = points(rows, keys, read_params(paths.params))
     if not pts:
         raise OSError(f"no finished experiments sweep {', '.join(keys)}; run `make sweep` first")
     write_summary(pts, keys, paths.reports / "sweep")
@@ -192,6 +200,7 @@ def run_sweep(keys: Sequence[str], rates: Sequence[float], jobs: int, poll: floa
         variant_of(key)
     if not rates or any(not 0 <= r < 1 for r in rates):
         raise ConfigError(f"sweep rates: got {list(rates)}; allowed: values in [0, 1)")
+    base = head(workspace_paths().root)  # DVC bases the experiments on this commit
     before = queue_status(_run)
     grid = ",".join(f"{r:g}" for r in rates)
     for key in keys:
@@ -209,7 +218,7 @@ def run_sweep(keys: Sequence[str], rates: Sequence[float], jobs: int, poll: floa
             break
         time.sleep(poll)
     failed = counts.get("Failed", 0) - before.get("Failed", 0)
-    summarize(keys)
+    summarize(keys, base)
     if failed:
         raise OSError(
             f"{failed} of {total} experiments failed; `dvc queue status` lists them and "
@@ -233,12 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_p.add_argument("--jobs", "-j", type=int, default=2, help="parallel workers (default 2)")
     sum_p = sub.add_parser("summary", help="summarize the experiments DVC knows")
+    sum_p.add_argument(
+        "--rev", help="the commit the experiments were based on (default: the current one)"
+    )
     for p in (run_p, sum_p):
         p.add_argument("keys", nargs="*", default=list(KEYS), help="swept parameters")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run("sweep", lambda: run_sweep(args.keys, args.rates, args.jobs))
-    return run("sweep", lambda: summarize(args.keys))
+    return run("sweep", lambda: summarize(args.keys, args.rev))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -46,6 +47,15 @@ def test_signal_mid_training_ends_the_run_killed_and_writes_nothing(scratch, sig
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "KILLED"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing half-written
+    # and DVC runs the stage cleanly afterwards, to the same metrics (same seed)
+    project.dvc("repro", "--force", "--single-item", "cv@baseline")
+    runs = client.search_runs([exp.experiment_id], "tags.`dvc.stage` = 'cv@baseline'")
+    assert [r.info.status for r in runs][:1] == ["FINISHED"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    previous = json.loads(before["metrics.json"])
+    assert {k: v for k, v in metrics.items() if k != "seconds"} == {
+        k: v for k, v in previous.items() if k != "seconds"
+    }
 
 
 def test_an_error_after_training_ends_the_runs_failed_and_writes_nothing(scratch):
