@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,18 @@ def sonar_csv_text(X: np.ndarray, y: np.ndarray) -> str:
         ",".join(f"{v:.4f}" for v in row) + ("," + ("M" if lab else "R")) + "\n"
         for row, lab in zip(X, y, strict=True)
     )
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    """An empty project (dvc.yaml, params.yaml) as the cwd, with a store of its own: for
+    running a stage's ``main`` in-process."""
+    shutil.copy(ROOT / "dvc.yaml", tmp_path)
+    shutil.copy(ROOT / "params.yaml", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    return tmp_path
 
 
 @pytest.fixture

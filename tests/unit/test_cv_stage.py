@@ -1,23 +1,11 @@
 """The cv stage refuses bad parameters before loading TensorFlow, training or touching MLflow."""
 
 import logging
-import shutil
 
 import pytest
 import yaml
 
 from sonarlab.stages import cv
-from tests.conftest import ROOT
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    shutil.copy(ROOT / "dvc.yaml", tmp_path)
-    shutil.copy(ROOT / "params.yaml", tmp_path)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    return tmp_path
 
 
 def edit(workspace, fn):

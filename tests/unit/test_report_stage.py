@@ -1,23 +1,11 @@
 """The report stage refuses a bad baseline before it reads results or touches MLflow."""
 
 import logging
-import shutil
 
 import pytest
 import yaml
 
 from sonarlab.stages import report
-from tests.conftest import ROOT
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    shutil.copy(ROOT / "dvc.yaml", tmp_path)
-    shutil.copy(ROOT / "params.yaml", tmp_path)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    return tmp_path
 
 
 @pytest.mark.parametrize(
