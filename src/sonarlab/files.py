@@ -22,6 +22,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
         prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
     )
     os.close(fd)
+    # mkstemp makes the file private (0600); give it the mode a plain open() would, so
+    # that outputs (and the MLflow artifacts copied from them) are readable as usual.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
