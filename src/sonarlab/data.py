@@ -147,7 +147,9 @@ def http_get(url: str, timeout: float, retries: int, backoff: float = 0.5) -> by
             time.sleep(backoff * 2 ** (attempt - 1))
         try:
             req = urllib.request.Request(url, headers={"User-Agent": "sonarlab-fetch"})
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            # A new opener reads the proxy variables now; urlopen's shared one keeps
+            # whatever they were at its first use in the process.
+            with urllib.request.build_opener().open(req, timeout=timeout) as resp:
                 return resp.read()
         except urllib.error.HTTPError as exc:
             last = exc

@@ -1,6 +1,7 @@
 import http.server
 import io
 import threading
+import time
 import zipfile
 from typing import ClassVar
 
@@ -104,6 +105,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/missing":
             self.send_error(404)
             return
+        if self.path == "/flaky" and len(self.hits) <= 2:  # fails twice, then serves
+            self.send_error(503)
+            return
+        if self.path == "/slow":
+            time.sleep(2)
         self.send_response(200)
         self.end_headers()
         self.wfile.write(self.body)
@@ -134,6 +140,31 @@ def test_client_errors_are_not_retried(server, monkeypatch):
     with pytest.raises(OSError, match="Not Found"):
         data.http_get(f"{server}/missing", timeout=5, retries=3, backoff=0.01)
     assert _Handler.hits == ["/missing"]
+
+
+def test_server_errors_are_retried_with_backoff(server, monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    payload = data.http_get(f"{server}/flaky", timeout=5, retries=2, backoff=0.01)
+    assert data.fingerprint(data.load(payload)) == data.FINGERPRINT
+    assert _Handler.hits == ["/flaky"] * 3
+
+
+def test_a_stalled_server_times_out(server, monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    t0 = time.monotonic()
+    with pytest.raises(OSError, match="timed out"):
+        data.http_get(f"{server}/slow", timeout=0.3, retries=1, backoff=0.01)
+    assert time.monotonic() - t0 < 1.9  # two attempts of 0.3 s, not the server's 2 s each
+    assert _Handler.hits == ["/slow", "/slow"]
+
+
+def test_downloads_go_through_the_proxy_variable(server, monkeypatch):
+    monkeypatch.setenv("http_proxy", server)  # our server plays the proxy
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    payload = data.http_get("http://uci.example.invalid/sonar.zip", timeout=5, retries=0)
+    assert data.fingerprint(data.load(payload)) == data.FINGERPRINT
+    assert _Handler.hits == ["http://uci.example.invalid/sonar.zip"]  # a proxy request
 
 
 def test_relative_local_source_is_taken_from_the_base(tmp_path):
