@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -99,6 +101,8 @@ def points(rows: Iterable[Mapping], keys: Sequence[str], params: Mapping) -> lis
             k for k in reference if (k.startswith((f"variants.{variant}.", "cv.")) and k != key)
         ]
         for row in rows:
+            if not row.get("Experiment"):
+                continue  # the workspace or the commit itself, not an experiment
             rate = row.get(key)
             if not isinstance(rate, int | float) or not all(
                 same(row.get(k), reference[k]) for k in held
@@ -107,7 +111,7 @@ def points(rows: Iterable[Mapping], keys: Sequence[str], params: Mapping) -> lis
             found = [_metric(row, variant, f"accuracy_{m}") for m in ("mean", "ci_low", "ci_high")]
             if None in found:
                 continue  # an experiment that failed, or one from before the CIs existed
-            name = str(row.get("Experiment") or row.get("rev") or "workspace")
+            name = str(row["Experiment"])
             out.setdefault((key, float(rate)), Point(key, variant, float(rate), *found, name))
     return sorted(out.values(), key=lambda p: (keys.index(p.key), p.rate))
 
@@ -157,6 +161,10 @@ def head(root: Path) -> str:
     return _run(["git", "-C", str(root), "rev-parse", "HEAD"]).stdout.strip()
 
 
+# This environment's dvc, whatever is on PATH.
+DVC = (sys.executable, "-m", "dvc")
+
+
 def summarize(keys: Sequence[str], rev: str | None = None) -> list[Point]:
     """Summarize the experiments based on ``rev`` (default: the current commit)."""
     paths = workspace_paths()
@@ -172,15 +180,24 @@ def summarize(keys: Sequence[str], rev: str | None = None) -> list[Point]:
     return pts
 
 
-def queue_status(runner: Callable[..., subprocess.CompletedProcess]) -> dict[str, int]:
-    """Counts of the queue's tasks by status, from ``dvc queue status``."""
-    out = runner(["dvc", "queue", "status"]).stdout
-    counts: dict[str, int] = {}
+def queued_names(output: str) -> list[str]:
+    """The experiments a ``dvc exp run --queue`` call says it queued."""
+    return re.findall(r"Queued experiment '([^']+)' for future execution", output)
+
+
+def queue_status(
+    runner: Callable[..., subprocess.CompletedProcess], names: Sequence[str]
+) -> dict[str, str]:
+    """The status of each of ``names`` in ``dvc queue status`` (columns: task, name,
+    created, status); other tasks in the queue, from earlier sweeps, are ignored."""
+    out = runner([*DVC, "queue", "status"]).stdout
+    found = {}
     for line in out.splitlines():
-        for status in (*ACTIVE, "Success", "Failed"):
-            if f" {status}" in line:
-                counts[status] = counts.get(status, 0) + 1
-    return counts
+        parts = line.split()
+        if len(parts) >= 4:
+            for name in {parts[0], parts[1]} & set(names):
+                found[name] = parts[-1]
+    return found
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -201,29 +218,44 @@ def run_sweep(keys: Sequence[str], rates: Sequence[float], jobs: int, poll: floa
     if not rates or any(not 0 <= r < 1 for r in rates):
         raise ConfigError(f"sweep rates: got {list(rates)}; allowed: values in [0, 1)")
     base = head(workspace_paths().root)  # DVC bases the experiments on this commit
-    before = queue_status(_run)
     grid = ",".join(f"{r:g}" for r in rates)
+    names: list[str] = []
     for key in keys:
         log.info("queueing %s = %s", key, grid)
-        _run(["dvc", "exp", "run", "--queue", "-S", f"{key}={grid}"])
+        names += queued_names(_run([*DVC, "exp", "run", "--queue", "-S", f"{key}={grid}"]).stdout)
     log.info("starting %d queue workers: dvc queue start -j %d", jobs, jobs)
-    _run(["dvc", "queue", "start", "-j", str(jobs)])
-    total = len(keys) * len(rates)
-    while True:
-        counts = queue_status(_run)
-        done = sum(counts.get(s, 0) - before.get(s, 0) for s in ("Success", "Failed"))
-        running = counts.get("Running", 0)
-        log.info("sweep: %d/%d experiments done (%d running)", done, total, running)
-        if not any(counts.get(s) for s in ACTIVE):
-            break
-        time.sleep(poll)
-    failed = counts.get("Failed", 0) - before.get("Failed", 0)
+    _run([*DVC, "queue", "start", "-j", str(jobs)])
+    try:
+        status = wait(names, poll)
+    except KeyboardInterrupt:
+        log.error(
+            "sweep: stopped waiting; the queue goes on in the background. "
+            "`dvc queue status` shows it, `dvc queue kill %s` stops these experiments",
+            " ".join(names),
+        )
+        raise
+    failed = sorted(n for n, s in status.items() if s != "Success")
     summarize(keys, base)
     if failed:
         raise OSError(
-            f"{failed} of {total} experiments failed; `dvc queue status` lists them and "
-            "`dvc queue logs <task>` shows why"
+            f"{len(failed)} of {len(names)} experiments failed ({', '.join(failed)}); "
+            "`dvc queue logs <name>` shows why"
         )
+
+
+def wait(names: Sequence[str], poll: float) -> dict[str, str]:
+    """Poll ``dvc queue status`` until none of ``names`` is queued or running."""
+    while True:
+        status = queue_status(_run, names)
+        pending = [n for n in names if status.get(n, "Queued") in ACTIVE]
+        running = sum(status.get(n) == "Running" for n in names)
+        log.info(
+            "sweep: %d/%d experiments done (%d running)",
+            len(names) - len(pending), len(names), running,
+        )  # fmt: skip
+        if not pending:
+            return status
+        time.sleep(poll)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,9 +36,11 @@ def test_points_keep_one_per_rate_from_comparable_experiments_only():
         row("exp-f", 0.5, 0.79),
     ]
     pts = sweep.points(rows, [KEY], PARAMS)
+    # the workspace row is not an experiment: 0.2 comes from exp-b
     assert [(p.rate, p.mean, p.experiment) for p in pts] == [
-        (0.0, 0.83, "exp-a"), (0.2, 0.85, "workspace"), (0.5, 0.79, "exp-f")
+        (0.0, 0.83, "exp-a"), (0.2, 0.85, "exp-b"), (0.5, 0.79, "exp-f")
     ]  # fmt: skip
+    assert sweep.points(rows[:1], [KEY], PARAMS) == []  # the workspace alone: no points
     assert pts[0].low == pytest.approx(0.78) and pts[0].high == pytest.approx(0.88)
 
 
@@ -47,14 +49,35 @@ def test_a_key_outside_variants_is_refused():
         sweep.variant_of("cv.folds")
 
 
-def test_queue_status_counts_tasks_by_status():
+def test_queue_status_reads_only_the_named_experiments():
     out = (
         "Task     Name        Created    Status\n"
         "1a2b3c4  exp-1       10:01 AM   Success\n"
         "5d6e7f8  exp-2       10:01 AM   Running\n"
         "9a8b7c6  exp-3       10:02 AM   Queued\n"
         "0f0f0f0  exp-4       10:02 AM   Failed\n"
+        "1111111  old-one     09:00 AM   Queued\n"  # an earlier sweep's: not ours
         "\nWorker status: 1 active, 0 idle\n"
     )
-    counts = sweep.queue_status(lambda cmd: type("P", (), {"stdout": out})())
-    assert counts == {"Success": 1, "Running": 1, "Queued": 1, "Failed": 1}
+    ran = []
+
+    def runner(cmd):
+        ran.append(cmd[-2:])
+        return type("P", (), {"stdout": out})()
+
+    status = sweep.queue_status(runner, ["exp-1", "exp-2", "exp-3", "exp-4", "9a8b7c6"])
+    assert status == {
+        "exp-1": "Success", "exp-2": "Running", "exp-3": "Queued", "exp-4": "Failed",
+        "9a8b7c6": "Queued",  # an unnamed experiment goes by its task id
+    }  # fmt: skip
+    assert ran == [["queue", "status"]]
+
+
+def test_queued_names_are_read_from_dvc_output():
+    out = (
+        "Queueing with overrides '{'params.yaml': ['k=0']}'.\n"
+        "Queued experiment 'nasty-cull' for future execution.\n"
+        "Queueing with overrides '{'params.yaml': ['k=0.5']}'.\n"
+        "Queued experiment 'e2fd374' for future execution.\n"
+    )
+    assert sweep.queued_names(out) == ["nasty-cull", "e2fd374"]
