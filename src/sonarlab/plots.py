@@ -55,6 +55,12 @@ def differences(
 ) -> None:  # fmt: skip
     """Forest plot: each variant's mean paired difference with its interval, zero marked."""
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(names) + 1.6), constrained_layout=True)
+    if not names:  # only the baseline: nothing to compare
+        ax.text(0.5, 0.5, "no variant besides the baseline", ha="center", va="center")
+        ax.set_axis_off()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return
     pos = np.arange(len(names))[::-1]
     m, lo, hi = (100 * np.asarray(v) for v in (means, lows, highs))
     ax.errorbar(m, pos, xerr=[m - lo, hi - m], fmt="o", capsize=4)

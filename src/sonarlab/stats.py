@@ -97,3 +97,16 @@ def corrected_paired_ttest(
         p = float(2 * _scipy_stats.t.sf(abs(t), df))
     half = float(_scipy_stats.t.ppf(0.5 + confidence / 2, df)) * se
     return PairedTest(mean, mean - half, mean + half, float(t), p, df)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for testing them all at once: the
+    family-wise error rate stays at the level each adjusted p is compared with."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

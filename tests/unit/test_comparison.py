@@ -55,7 +55,8 @@ def test_findings_say_where_the_tutorial_falls_and_what_the_test_says():
     text = "\n".join(comparison.findings(rows, "baseline"))
     assert "Outside our 95% interval: visible (tutorial 83.52%" in text
     assert "inside: baseline" in text
-    assert "visible vs baseline: +8.00 pp" in text and ": higher." in text
+    assert "visible vs baseline: accuracy +8.00 pp" in text and "< 0.001: higher;" in text
+    assert "log loss +0.000 [+0.000, +0.000], Holm-adjusted p 1.000: not significant" in text
     # the tutorial's -2.52 pp is far from our +8 pp
     assert "[+8.00 pp, +8.00 pp], excludes it" in text
     table = comparison.markdown_table(comparison.variants_table(rows, "baseline"))
@@ -68,3 +69,30 @@ def test_findings_say_where_the_tutorial_falls_and_what_the_test_says():
 def test_html_cells_are_escaped():
     html = comparison.html_table((["a<b"], [["x & y"]]))
     assert "a&lt;b" in html and "x &amp; y" in html
+
+
+def test_holm_adjusts_over_every_variant_and_the_null_result_is_worded_as_such():
+    rng = np.random.default_rng(0)
+    base = list(0.84 + rng.normal(0, 0.05, 10))
+    others = {f"v{i}": [a + rng.normal(0, 0.05) for a in base] for i in range(3)}
+    rows = comparison.compare(
+        {"baseline": folds(base), **{k: folds(v) for k, v in others.items()}},
+        dict.fromkeys(["baseline", *others], 1.0),
+        "baseline",
+    )
+    tested = rows[1:]
+    assert [r.p_holm for r in tested] == pytest.approx(stats.holm([r.versus.p for r in tested]))
+    assert all(r.p_holm >= r.versus.p for r in tested)
+    text = "\n".join(comparison.findings(rows, "baseline"))
+    assert all(r.p_holm >= 0.05 for r in tested)  # noise only: nothing significant
+    assert "No accuracy difference from baseline is significant at the 5% level" in text
+    assert "Holm-adjusted over 3 comparisons" in text and "not ruled out" in text
+    paired = comparison.markdown_table(comparison.paired_table(rows, "baseline"))
+    assert len(paired.splitlines()) == 2 + 3  # header, rule, one row per non-baseline variant
+
+
+def test_a_report_of_the_baseline_alone_has_nothing_to_pair():
+    (row,) = comparison.compare({"baseline": folds(BASE)}, {"baseline": 1.0}, "baseline")
+    assert row.versus is None and row.p_holm is None
+    assert comparison.paired_table([row], "baseline")[1] == []
+    assert not any("vs baseline" in s for s in comparison.findings([row], "baseline"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from sonarlab.stats import corrected_paired_ttest, correction, interval
+from sonarlab.stats import corrected_paired_ttest, correction, holm, interval
 
 T_975_DF3 = 3.182446305284263  # Student t table: 97.5% quantile, 3 degrees of freedom
 
@@ -81,3 +81,11 @@ def test_identical_differences_have_no_spread():
 def test_unpaired_shapes_are_rejected():
     with pytest.raises(ValueError, match="same shape"):
         corrected_paired_ttest([1.0, 2.0, 3.0], [1.0, 2.0], n_train=9, n_test=1)
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1 = 0.04, 0.09, 0.08, 0.5; then made
+    # non-decreasing (0.08 -> 0.09), capped at 1, and put back in the input's order
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.6, 0.9]) == [1.0, 1.0]
+    assert holm([0.02]) == [0.02] and holm([]) == []
