@@ -33,6 +33,7 @@ class Fold:
     fold: int
     n_train: int
     n_test: int
+    test_rows: str  # fingerprint of the held-out rows (cv.rows_digest)
     accuracy: float
     roc_auc: float
     log_loss: float
@@ -45,12 +46,13 @@ class Fold:
             fold=int(row["fold"]),
             n_train=int(row["n_train"]),
             n_test=int(row["n_test"]),
+            test_rows=row.get("test_rows", ""),
             **{k: float(row[k]) for k in (*METRICS, "train_accuracy")},
         )
 
     @property
-    def split(self) -> tuple[int, int, int, int]:
-        return (self.repeat, self.fold, self.n_train, self.n_test)
+    def split(self) -> tuple[int, int, int, int, str]:
+        return (self.repeat, self.fold, self.n_train, self.n_test, self.test_rows)
 
 
 @dataclass(frozen=True)

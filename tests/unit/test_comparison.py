@@ -9,11 +9,12 @@ from sonarlab import comparison, stats
 from sonarlab.comparison import Fold
 
 
-def folds(accuracies, n_train=18, n_test=2, folds_per_repeat=5):
+def folds(accuracies, n_train=18, n_test=2, folds_per_repeat=5, seed=7):
     return [
-        Fold(i // folds_per_repeat, i % folds_per_repeat, n_train, n_test, a, 0.9, 0.4, 1.0)
+        Fold(i // folds_per_repeat, i % folds_per_repeat, n_train, n_test, f"{seed}:{i}", a,
+             0.9, 0.4, 1.0)
         for i, a in enumerate(accuracies)
-    ]
+    ]  # fmt: skip
 
 
 BASE = [0.80, 0.85, 0.90, 0.75, 0.80, 0.85, 0.80, 0.90, 0.85, 0.80]
@@ -36,6 +37,10 @@ def test_compare_pairs_each_variant_with_the_baseline_split_by_split():
 
 def test_variants_scored_on_other_splits_are_refused():
     other = folds(BASE, n_train=17, n_test=3)
+    reshuffled = folds(BASE, seed=8)  # same sizes, other rows held out
+    seconds = dict.fromkeys(["baseline", "x"], 1)
+    with pytest.raises(ValueError, match="same splits"):
+        comparison.compare({"baseline": folds(BASE), "x": reshuffled}, seconds, "baseline")
     with pytest.raises(ValueError, match="same splits"):
         comparison.compare(
             {"baseline": folds(BASE), "x": other}, dict.fromkeys(["baseline", "x"], 1), "baseline"

@@ -15,6 +15,7 @@ settings differ from what ``standardize`` wrote.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import time
@@ -40,9 +41,16 @@ from sonarlab.stages._cli import run
 log = logging.getLogger(__name__)
 
 FOLD_COLUMNS = (
-    "repeat", "fold", "n_train", "n_test", "accuracy", "roc_auc", "log_loss",
+    "repeat", "fold", "n_train", "n_test", "test_rows", "accuracy", "roc_auc", "log_loss",
     "train_accuracy", "seconds",
 )  # fmt: skip
+
+
+def rows_digest(rows) -> str:
+    """A short fingerprint of a split's held-out rows: the report pairs variants only
+    when their splits hold out the very same rows."""
+    text = ",".join(str(int(i)) for i in sorted(rows))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def fold_rows(results) -> list[dict]:
@@ -52,6 +60,7 @@ def fold_rows(results) -> list[dict]:
             "fold": r.split.fold,
             "n_train": len(r.split.train),
             "n_test": len(r.split.test),
+            "test_rows": rows_digest(r.split.test),
             **{k: r.test_metrics[k] for k in ("accuracy", "roc_auc", "log_loss")},
             "train_accuracy": r.train_metrics["accuracy"],
             "seconds": r.seconds,

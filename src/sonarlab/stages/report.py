@@ -28,6 +28,7 @@ import numpy as np
 from sonarlab import comparison, files, plots, tracking
 from sonarlab.comparison import Fold, VariantStats
 from sonarlab.config import ConfigError, load_section, read_params, variant_names
+from sonarlab.data import DataError
 from sonarlab.paths import Paths, store_root, workspace_paths
 from sonarlab.stages._cli import main_without_arguments
 
@@ -202,7 +203,10 @@ def build_report() -> None:
     folds = {v: read_folds(paths.results(v) / "folds.csv") for v in names}
     seconds = {v: files.read_json(paths.results(v) / "metrics.json")["seconds"] for v in names}
     curves = {v: read_curves(paths.results(v) / "curves.csv") for v in names}
-    rows = comparison.compare(folds, seconds, baseline)
+    try:
+        rows = comparison.compare(folds, seconds, baseline)
+    except ValueError as exc:  # results that cannot be paired: one line, exit 1
+        raise DataError(str(exc)) from None
 
     _, experiment_id, _ = tracking.open_experiment(store_root(paths.root), experiment)
     title = "Dropout on the Sonar data: repeated cross-validation, paired against the baseline"
