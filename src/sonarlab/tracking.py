@@ -14,7 +14,8 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -119,6 +120,39 @@ def open_experiment(store_root: Path, name: str) -> tuple[MlflowClient, str, str
         experiment_id = ensure_experiment(client, name, uri)
         mlflow.search_experiments(max_results=1)  # the fluent API's store, opened here too
     return client, experiment_id, uri
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a stage's top-level run relates to a run ``mlflow run`` made (``MLFLOW_RUN_ID``)."""
+
+    resume: str | None = None  # log into this run (an entry point ran the stage itself)
+    parent: str | None = None  # hang a new run under this one (DVC ran it for `-e main`)
+
+    def start_args(self, client: MlflowClient, experiment_id: str, name: str) -> dict:
+        """Arguments for ``mlflow.start_run`` (beside tags)."""
+        launched = self.resume or self.parent
+        if launched:  # the run `mlflow run` made decides the experiment
+            experiment_id = client.get_run(launched).info.experiment_id
+        return {
+            "run_id": self.resume,
+            "experiment_id": experiment_id,
+            "run_name": None if self.resume else name,
+        }
+
+    def tags(self) -> dict[str, str]:
+        return {"mlflow.parentRunId": self.parent} if self.parent else {}
+
+
+def take_launch(env: MutableMapping[str, str] | None = None) -> Launch:
+    """Take ``MLFLOW_RUN_ID`` out of the environment (so that nested runs do not resume
+    it too) and say what to do with it. Under DVC (``-e main`` runs ``dvc repro``)
+    several stages share one launched run, so each makes its own run under it."""
+    env = os.environ if env is None else env
+    launched = env.pop("MLFLOW_RUN_ID", None)
+    if not launched:
+        return Launch()
+    return Launch(parent=launched) if env.get("DVC_STAGE") else Launch(resume=launched)
 
 
 def git_commit(cwd: Path) -> str | None:

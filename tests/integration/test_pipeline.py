@@ -263,3 +263,24 @@ def test_mlflow_run_entry_point(reproduced):
     assert run.data.params["cv.folds"] == "2"
     assert run.data.tags["mlflow.project.entryPoint"] == "cv"
     assert len(children(client, run)) == 2 * TINY["repeats"]
+
+
+def test_mlflow_run_main_hangs_every_stage_run_under_its_run(reproduced):
+    project, _ = reproduced
+    params = project.params()
+    params["variants"]["lstm"]["epochs"] = 3  # so that cv@lstm and report re-run
+    project.write_params(params)
+    project.run(
+        str(BIN / "mlflow"), "run", ".", "-e", "main", "--env-manager", "local",
+        "--experiment-name", "sonar-dropout", env={"MLFLOW_TRACKING_URI": project.store},
+    )  # fmt: skip
+    client = MlflowClient(project.store)
+    exp = client.get_experiment_by_name("sonar-dropout")
+    (main,) = client.search_runs([exp.experiment_id], "tags.`mlflow.project.entryPoint` = 'main'")
+    assert main.info.status == "FINISHED"
+    kids = children(client, main)
+    assert sorted(r.data.tags["dvc.stage"] for r in kids) == ["cv@lstm", "report"]
+    assert all(r.info.status == "FINISHED" for r in kids)
+    (lstm,) = [r for r in kids if r.info.run_name == "lstm"]
+    assert lstm.data.params["variant.epochs"] == "3"
+    assert len(children(client, lstm)) == TINY_SPLITS

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -101,11 +100,8 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
     from sonarlab import engines, train
 
     client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), ml.experiment)
-    # `mlflow run` hands us the run it made: that is our parent. Taken out of the
-    # environment so that the nested fold runs do not resume it too.
-    launched = os.environ.pop("MLFLOW_RUN_ID", None)
-    if launched:
-        experiment_id = client.get_run(launched).info.experiment_id
+    # `mlflow run -e cv` hands us the run it made: the folds nest under it.
+    launch = tracking.take_launch()
     stage = f"cv@{variant_name}"
     splits = prepared.splits
     progress = Progress(stage, engines.total_epochs(cv.engine, variant, len(splits)))
@@ -117,10 +113,8 @@ def cross_validate(variant_name: str, overrides: list[str]) -> None:
 
     with (
         mlflow.start_run(
-            run_id=launched or None,
-            experiment_id=experiment_id,
-            run_name=None if launched else variant_name,
-            tags=tracking.run_tags(stage, paths.root),
+            **launch.start_args(client, experiment_id, variant_name),
+            tags={**tracking.run_tags(stage, paths.root), **launch.tags()},
         ) as parent,
         tracking.closing_run_on_failure(),
     ):

@@ -208,13 +208,13 @@ def build_report() -> None:
     except ValueError as exc:  # results that cannot be paired: one line, exit 1
         raise DataError(str(exc)) from None
 
-    _, experiment_id, _ = tracking.open_experiment(store_root(paths.root), experiment)
+    client, experiment_id, _ = tracking.open_experiment(store_root(paths.root), experiment)
+    launch = tracking.take_launch()
     title = "Dropout on the Sonar data: repeated cross-validation, paired against the baseline"
     with (
         mlflow.start_run(
-            experiment_id=experiment_id,
-            run_name="report",
-            tags=tracking.run_tags("report", paths.root),
+            **launch.start_args(client, experiment_id, "report"),
+            tags={**tracking.run_tags("report", paths.root), **launch.tags()},
         ),
         tracking.closing_run_on_failure(),
     ):
