@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def read_rows(path: Path) -> np.ndarray:
-    """Rows of 60 band values in [0, 1]; a 61st column (the label) is ignored."""
+    """Rows of 60 numeric band values (the Sonar data's are in [0, 1]; others are taken
+    as they are); a 61st column (the label) is ignored."""
     import pandas as pd
 
     if not path.is_file():
