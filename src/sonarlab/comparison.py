@@ -159,9 +159,9 @@ def p_value(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def verdict(mean: float, p_holm: float) -> str:
+def verdict(mean: float, p_holm: float, higher: str = "higher", lower: str = "lower") -> str:
     if p_holm < ALPHA:
-        return "higher" if mean > 0 else "lower"
+        return higher if mean > 0 else lower
     return "not significant"
 
 
@@ -277,7 +277,7 @@ def findings(rows: Sequence[VariantStats], baseline: str) -> list[str]:
                 f"p = {p_value(v.p)}, Holm-adjusted {p_value(r.p_holm)}: "
                 f"{verdict(v.mean, r.p_holm)}; log loss {ll.mean:+.3f} "
                 f"[{ll.low:+.3f}, {ll.high:+.3f}], Holm-adjusted p {p_value(r.log_loss_p_holm)}: "
-                f"{verdict(ll.mean, r.log_loss_p_holm)}."
+                f"{verdict(ll.mean, r.log_loss_p_holm, 'higher (worse)', 'lower (better)')}."
             )
     tested = [r for r in rows if r.versus is not None]
     if tested and all(r.p_holm >= ALPHA for r in tested):
@@ -305,4 +305,7 @@ def html_table(table: Table) -> str:
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return (
+        f'<div class="table"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>"
+    )

@@ -48,7 +48,8 @@ body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; 
        color: #222; line-height: 1.45; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; white-space: nowrap; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+th { background: #f3f3f3; white-space: normal; } div.table { overflow-x: auto; }
+td:first-child, th:first-child { text-align: left; }
 figure { margin: 1.5em 0; } img { max-width: 100%; } figcaption { color: #555; }
 """
 
