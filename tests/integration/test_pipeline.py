@@ -88,6 +88,10 @@ def test_report_puts_the_tutorial_beside_our_numbers(reproduced):
     for v in VARIANTS:
         assert f"| {v} | " in summary
     assert "86.04% (4.58%)" in summary and "83.52% (7.68%)" in summary
+    # the tiny copy's settings are not the tutorial's: shown, but not compared
+    assert "Not compared with the tutorial, as their settings differ: baseline (" in summary
+    assert "epochs 2 (tutorial 300)" in summary
+    assert "Every published accuracy" not in summary
     m = project.metrics("hidden")
     assert f"{100 * m['accuracy_mean']:.2f}% ({100 * m['accuracy_std']:.2f}%)" in summary
     assert f"[{100 * m['accuracy_ci_low']:.2f}%, {100 * m['accuracy_ci_high']:.2f}%]" in summary

@@ -101,3 +101,24 @@ def test_a_report_of_the_baseline_alone_has_nothing_to_pair():
     assert row.versus is None and row.p_holm is None
     assert comparison.paired_table([row], "baseline")[1] == []
     assert not any("vs baseline" in s for s in comparison.findings([row], "baseline"))
+
+
+def test_the_tutorial_is_compared_only_with_variants_made_with_its_settings():
+    flat = {"model.kind": "mlp", "model.hidden": [60, 30], "schedule.kind": "constant",
+            "epochs": 300, "batch_size": 16, "model.input_dropout": 0.2,
+            "model.hidden_dropout": 0.0, "model.max_norm": 3.0,
+            "optimizer.learning_rate": 0.1, "optimizer.momentum": 0.9}  # fmt: skip
+    assert comparison.unlike_tutorial("visible", flat, folds=10) == []
+    swept = {**flat, "model.input_dropout": 0.5}
+    assert comparison.unlike_tutorial("visible", swept, folds=3) == [
+        "model.input_dropout 0.5 (tutorial 0.2)", "cv.folds 3 (tutorial 10)"
+    ]  # fmt: skip
+    seconds = dict.fromkeys(["baseline", "visible"], 1)
+    scored = {"baseline": folds(BASE), "visible": folds(BETTER)}
+    rows = comparison.compare(scored, seconds, "baseline")
+    unlike = {"baseline": [], "visible": ["model.input_dropout 0.5 (tutorial 0.2)"]}
+    text = "\n".join(comparison.findings(rows, "baseline", unlike))
+    assert "Not compared with the tutorial, as their settings differ: visible (model.input" in text
+    assert "The tutorial's visible" not in text and "(baseline)" in text
+    _, body = comparison.tutorial_table(rows, unlike)
+    assert body[1][-1] == "no: model.input_dropout 0.5 (tutorial 0.2)" and body[0][-1] == "yes"

@@ -27,7 +27,14 @@ import numpy as np
 
 from sonarlab import comparison, files, plots, tracking
 from sonarlab.comparison import Fold, VariantStats
-from sonarlab.config import ConfigError, load_section, read_params, variant_names
+from sonarlab.config import (
+    ConfigError,
+    flatten,
+    load_section,
+    load_variant,
+    read_params,
+    variant_names,
+)
 from sonarlab.data import DataError
 from sonarlab.paths import Paths, store_root, workspace_paths
 from sonarlab.stages._cli import main_without_arguments
@@ -81,7 +88,7 @@ def protocol_sentence(rows: list[VariantStats]) -> str:
     )
 
 
-def markdown_page(title: str, rows, baseline: str, names: list[str]) -> str:
+def markdown_page(title: str, rows, baseline: str, names: list[str], unlike) -> str:
     parts = [
         f"# {title}\n",
         protocol_sentence(rows) + "\n",
@@ -90,9 +97,9 @@ def markdown_page(title: str, rows, baseline: str, names: list[str]) -> str:
         f"## Paired against {baseline}\n",
         comparison.markdown_table(comparison.paired_table(rows, baseline)),
         "## The tutorial's published numbers\n",
-        comparison.markdown_table(comparison.tutorial_table(rows)),
+        comparison.markdown_table(comparison.tutorial_table(rows, unlike)),
         "## Findings\n",
-        "\n".join(f"- {s}" for s in comparison.findings(rows, baseline)) + "\n",
+        "\n".join(f"- {s}" for s in comparison.findings(rows, baseline, unlike)) + "\n",
         "## Figures\n",
     ]
     parts += [f"![{name}]({name})\n\n*{caption}*\n" for name, caption in FIGURES.items()]
@@ -106,10 +113,12 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def html_page(title: str, rows, baseline: str, figures: dict[str, Path], curves: dict) -> str:
+def html_page(
+    title: str, rows, baseline: str, figures: dict[str, Path], curves: dict, unlike
+) -> str:
     """The report as one HTML file: styles inline, figures as data: URIs."""
     e = html.escape
-    findings = "".join(f"<li>{e(s)}</li>" for s in comparison.findings(rows, baseline))
+    findings = "".join(f"<li>{e(s)}</li>" for s in comparison.findings(rows, baseline, unlike))
     body = [
         f"<h1>{e(title)}</h1>",
         f"<p>{e(protocol_sentence(rows))}</p>",
@@ -118,7 +127,7 @@ def html_page(title: str, rows, baseline: str, figures: dict[str, Path], curves:
         f"<h2>Paired against {e(baseline)}</h2>",
         comparison.html_table(comparison.paired_table(rows, baseline)),
         "<h2>The tutorial's published numbers</h2>",
-        comparison.html_table(comparison.tutorial_table(rows)),
+        comparison.html_table(comparison.tutorial_table(rows, unlike)),
         "<h2>Findings</h2>",
         f"<ul>{findings}</ul>",
         "<h2>Figures</h2>",
@@ -201,6 +210,8 @@ def build_report() -> None:
         raise ConfigError(
             f"report.baseline: got {baseline!r}; allowed: a variant ({', '.join(names)})"
         )
+    # what the published numbers are compared with (validated before any reading)
+    settings = {v: flatten(load_variant(params, v)) for v in names if v in comparison.PUBLISHED}
     folds = {v: read_folds(paths.results(v) / "folds.csv") for v in names}
     seconds = {v: files.read_json(paths.results(v) / "metrics.json")["seconds"] for v in names}
     curves = {v: read_curves(paths.results(v) / "curves.csv") for v in names}
@@ -208,6 +219,8 @@ def build_report() -> None:
         rows = comparison.compare(folds, seconds, baseline)
     except ValueError as exc:  # results that cannot be paired: one line, exit 1
         raise DataError(str(exc)) from None
+    folds_per_repeat = rows[0].n_splits // rows[0].repeats
+    unlike = {v: comparison.unlike_tutorial(v, s, folds_per_repeat) for v, s in settings.items()}
 
     client, experiment_id, _ = tracking.open_experiment(store_root(paths.root), experiment)
     launch = tracking.take_launch()
@@ -221,9 +234,12 @@ def build_report() -> None:
     ):
         figures = write_figures(paths.reports, rows, folds, curves, baseline)
         learning = {v: paths.results(v) / "learning_curves.png" for v in names}
-        files.write_text(paths.reports / "summary.md", markdown_page(title, rows, baseline, names))
         files.write_text(
-            paths.reports / "index.html", html_page(title, rows, baseline, figures, learning)
+            paths.reports / "summary.md", markdown_page(title, rows, baseline, names, unlike)
+        )
+        files.write_text(
+            paths.reports / "index.html",
+            html_page(title, rows, baseline, figures, learning, unlike),
         )
         mlflow.log_params({"baseline": baseline, "variants": ",".join(names)})
         mlflow.log_metrics(report_metrics(rows))
