@@ -212,7 +212,15 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     return proc
 
 
-def run_sweep(keys: Sequence[str], rates: Sequence[float], jobs: int, poll: float = 5.0) -> None:
+def run_sweep(
+    keys: Sequence[str],
+    rates: Sequence[float],
+    jobs: int,
+    timeout: float = 0.0,
+    poll: float = 5.0,
+) -> None:
+    """Queue the grid, start ``jobs`` workers, wait (at most ``timeout`` seconds if > 0)
+    and summarize; raise ``OSError`` naming the experiments that failed or never ended."""
     for key in keys:
         variant_of(key)
     if not rates or any(not 0 <= r < 1 for r in rates):
@@ -223,10 +231,12 @@ def run_sweep(keys: Sequence[str], rates: Sequence[float], jobs: int, poll: floa
     for key in keys:
         log.info("queueing %s = %s", key, grid)
         names += queued_names(_run([*DVC, "exp", "run", "--queue", "-S", f"{key}={grid}"]).stdout)
+    if not names:
+        raise OSError("dvc queued no experiment (no 'Queued experiment' line in its output)")
     log.info("starting %d queue workers: dvc queue start -j %d", jobs, jobs)
     _run([*DVC, "queue", "start", "-j", str(jobs)])
     try:
-        status = wait(names, poll)
+        status = wait(names, poll, timeout)
     except KeyboardInterrupt:
         log.error(
             "sweep: stopped waiting; the queue goes on in the background. "
@@ -234,17 +244,25 @@ def run_sweep(keys: Sequence[str], rates: Sequence[float], jobs: int, poll: floa
             " ".join(names),
         )
         raise
-    failed = sorted(n for n, s in status.items() if s != "Success")
+    failed = sorted(n for n in names if status.get(n) not in (*ACTIVE, "Success"))
+    pending = sorted(n for n in names if status.get(n, "Queued") in ACTIVE)
     summarize(keys, base)
+    problems = []
     if failed:
-        raise OSError(
-            f"{len(failed)} of {len(names)} experiments failed ({', '.join(failed)}); "
-            "`dvc queue logs <name>` shows why"
+        problems.append(f"{len(failed)} failed ({', '.join(failed)}; `dvc queue logs <name>`)")
+    if pending:
+        problems.append(
+            f"{len(pending)} still queued or running after {timeout:g} s ({', '.join(pending)}; "
+            "`dvc queue kill <name>` stops them)"
         )
+    if problems:
+        raise OSError(f"of {len(names)} experiments, " + " and ".join(problems))
 
 
-def wait(names: Sequence[str], poll: float) -> dict[str, str]:
-    """Poll ``dvc queue status`` until none of ``names`` is queued or running."""
+def wait(names: Sequence[str], poll: float, timeout: float = 0.0) -> dict[str, str]:
+    """Poll ``dvc queue status`` until none of ``names`` is queued or running, or until
+    ``timeout`` seconds have passed (if > 0). Returns the last status of each."""
+    deadline = time.monotonic() + timeout if timeout > 0 else math.inf
     while True:
         status = queue_status(_run, names)
         pending = [n for n in names if status.get(n, "Queued") in ACTIVE]
@@ -253,7 +271,7 @@ def wait(names: Sequence[str], poll: float) -> dict[str, str]:
             "sweep: %d/%d experiments done (%d running)",
             len(names) - len(pending), len(names), running,
         )  # fmt: skip
-        if not pending:
+        if not pending or time.monotonic() >= deadline:
             return status
         time.sleep(poll)
 
@@ -273,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated dropout rates (default: %(default)s)",
     )
     run_p.add_argument("--jobs", "-j", type=int, default=2, help="parallel workers (default 2)")
+    run_p.add_argument(
+        "--timeout", type=float, default=0, help="stop waiting after this many seconds (0: never)"
+    )
     sum_p = sub.add_parser("summary", help="summarize the experiments DVC knows")
     sum_p.add_argument(
         "--rev", help="the commit the experiments were based on (default: the current one)"
@@ -281,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("keys", nargs="*", default=list(KEYS), help="swept parameters")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run("sweep", lambda: run_sweep(args.keys, args.rates, args.jobs))
+        return run("sweep", lambda: run_sweep(args.keys, args.rates, args.jobs, args.timeout))
     return run("sweep", lambda: summarize(args.keys, args.rev))
 
 

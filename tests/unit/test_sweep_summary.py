@@ -81,3 +81,35 @@ def test_queued_names_are_read_from_dvc_output():
         "Queued experiment 'e2fd374' for future execution.\n"
     )
     assert sweep.queued_names(out) == ["nasty-cull", "e2fd374"]
+
+
+def fake_queue(monkeypatch, tables):
+    """``dvc queue status`` answers with the next of ``tables`` (the last one repeats)."""
+    calls = []
+
+    def run(cmd):
+        calls.append(cmd)
+        out = tables[min(len(calls), len(tables)) - 1]
+        return type("P", (), {"stdout": out})()
+
+    monkeypatch.setattr(sweep, "_run", run)
+    return calls
+
+
+def test_wait_polls_until_its_experiments_end(monkeypatch):
+    head = "Task Name Created Status\n"
+    calls = fake_queue(
+        monkeypatch,
+        [head + "a1 exp-a 10:01 Running\nb1 exp-b 10:01 Queued\n",
+         head + "a1 exp-a 10:01 Success\nb1 exp-b 10:01 Running\nc1 old 09:00 Queued\n",
+         head + "a1 exp-a 10:01 Success\nb1 exp-b 10:01 Failed\nc1 old 09:00 Queued\n"],
+    )  # fmt: skip
+    status = sweep.wait(["exp-a", "exp-b"], poll=0)
+    assert status == {"exp-a": "Success", "exp-b": "Failed"}  # "old" is not waited for
+    assert len(calls) == 3
+
+
+def test_wait_gives_up_at_the_timeout(monkeypatch):
+    fake_queue(monkeypatch, ["t1 exp-a 10:01 Running\n"])
+    status = sweep.wait(["exp-a"], poll=0.01, timeout=0.05)
+    assert status == {"exp-a": "Running"}
