@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sonarlab import files
-from sonarlab.config import N_BANDS
+from sonarlab.config import N_BANDS, ConfigError, read_params, variant_names
 from sonarlab.data import DataError
 from sonarlab.paths import workspace_paths
 from sonarlab.stages._cli import run
@@ -82,8 +82,12 @@ def mc_dropout(model, X: np.ndarray, samples: int, seed: int) -> tuple[np.ndarra
 
 
 def predict(variant: str, rows: Path, samples: int, seed: int, output: Path | None) -> None:
+    paths = workspace_paths()
+    names = variant_names(read_params(paths.params))
+    if variant not in names:
+        raise ConfigError(f"variant: got {variant!r}; defined variants: {', '.join(names)}")
     X = read_rows(rows)
-    model_path = workspace_paths().results(variant) / "model.keras"
+    model_path = paths.results(variant) / "model.keras"
     if not model_path.is_file():
         raise FileNotFoundError(errno.ENOENT, "no model", str(model_path))
     import keras
@@ -115,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--samples", type=int, default=0, help="MC-dropout passes (0: inference mode only)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the MC-dropout masks")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the MC-dropout masks (default: 0)"
+    )
     parser.add_argument("--output", type=Path, help="write the CSV here instead of stdout")
     args = parser.parse_args(argv)
     if args.samples < 0:

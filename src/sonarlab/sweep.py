@@ -168,10 +168,14 @@ DVC = (sys.executable, "-m", "dvc")
 def summarize(keys: Sequence[str], rev: str | None = None) -> list[Point]:
     """Summarize the experiments based on ``rev`` (default: the current commit)."""
     paths = workspace_paths()
-    rows = experiment_rows(paths.root, rev or head(paths.root))
+    rev = rev or head(paths.root)
+    rows = experiment_rows(paths.root, rev)
     pts = points(rows, keys, read_params(paths.params))
     if not pts:
-        raise OSError(f"no finished experiments sweep {', '.join(keys)}; run `make sweep` first")
+        raise OSError(
+            f"no finished experiment based on commit {rev[:7]} sets {' or '.join(keys)}; "
+            "run `make sweep` first, or name the commit the sweep ran on with --rev"
+        )
     write_summary(pts, keys, paths.reports / "sweep")
     for key in keys:
         found = sorted(p.rate for p in pts if p.key == key)
@@ -283,12 +287,17 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="queue the grid, run it with N workers, summarize")
+    run_p = sub.add_parser(
+        "run",
+        help="queue the grid, run it with N workers, summarize",
+        description="Queue one DVC experiment per rate and swept key, run them with "
+        "`dvc queue start -j N`, wait, and write reports/sweep/.",
+    )
     run_p.add_argument(
         "--rates",
         type=lambda s: [float(v) for v in s.split(",")],
         default=list(RATES),
-        help="comma-separated dropout rates (default: %(default)s)",
+        help=f"comma-separated dropout rates (default: {','.join(f'{r:g}' for r in RATES)})",
     )
     run_p.add_argument("--jobs", "-j", type=int, default=2, help="parallel workers (default 2)")
     run_p.add_argument(
@@ -299,7 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rev", help="the commit the experiments were based on (default: the current one)"
     )
     for p in (run_p, sum_p):
-        p.add_argument("keys", nargs="*", default=list(KEYS), help="swept parameters")
+        p.add_argument(
+            "keys",
+            nargs="*",
+            default=list(KEYS),
+            help=f"dotted variant parameters to sweep (default: {' '.join(KEYS)})",
+        )
     args = parser.parse_args(argv)
     if args.command == "run":
         return run("sweep", lambda: run_sweep(args.keys, args.rates, args.jobs, args.timeout))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 
 import numpy as np
 import pytest
@@ -50,6 +51,7 @@ def test_without_dropout_mc_sampling_has_no_spread():
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    shutil.copy(ROOT / "params.yaml", tmp_path)
     model = model_of("hidden")
     (tmp_path / "results" / "hidden").mkdir(parents=True)
     model.save(tmp_path / "results" / "hidden" / "model.keras")
@@ -96,3 +98,8 @@ def test_predict_cli_rejects_bad_rows_with_one_line(workspace, caplog, content, 
 def test_predict_cli_names_a_missing_model(workspace, caplog):
     assert predict.main(["visible", "rows.csv"]) == 1
     assert "results/visible/model.keras" in caplog.text
+
+
+def test_predict_cli_refuses_an_unknown_variant(workspace, caplog):
+    assert predict.main(["nosuch", "rows.csv"]) == 2
+    assert "variant: got 'nosuch'; defined variants: baseline, visible" in caplog.text
