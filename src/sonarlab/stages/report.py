@@ -88,20 +88,25 @@ def protocol_sentence(rows: list[VariantStats]) -> str:
     )
 
 
-def markdown_page(title: str, rows, baseline: str, names: list[str], unlike) -> str:
-    parts = [
-        f"# {title}\n",
-        protocol_sentence(rows) + "\n",
-        "## Variants\n",
-        comparison.markdown_table(comparison.variants_table(rows, baseline)),
-        f"## Paired against {baseline}\n",
-        comparison.markdown_table(comparison.paired_table(rows, baseline)),
-        "## The tutorial's published numbers\n",
-        comparison.markdown_table(comparison.tutorial_table(rows, unlike)),
-        "## Findings\n",
-        "\n".join(f"- {s}" for s in comparison.findings(rows, baseline, unlike)) + "\n",
-        "## Figures\n",
+def sections(rows, baseline: str, unlike) -> list[tuple[str, tuple | list[str]]]:
+    """The report's text, in order: (heading, a table) or (heading, sentences)."""
+    return [
+        ("Variants", comparison.variants_table(rows, baseline)),
+        (f"Paired against {baseline}", comparison.paired_table(rows, baseline)),
+        ("The tutorial's published numbers", comparison.tutorial_table(rows, unlike)),
+        ("Findings", comparison.findings(rows, baseline, unlike)),
     ]
+
+
+def markdown_page(title: str, rows, baseline: str, names: list[str], unlike) -> str:
+    parts = [f"# {title}\n", protocol_sentence(rows) + "\n"]
+    for heading, content in sections(rows, baseline, unlike):
+        parts.append(f"## {heading}\n")
+        if isinstance(content, tuple):
+            parts.append(comparison.markdown_table(content))
+        else:
+            parts.append("\n".join(f"- {s}" for s in content) + "\n")
+    parts.append("## Figures\n")
     parts += [f"![{name}]({name})\n\n*{caption}*\n" for name, caption in FIGURES.items()]
     parts.append("## Learning curves per variant\n")
     parts += [f"![{n}](../results/{n}/learning_curves.png)\n" for n in names]
@@ -118,20 +123,14 @@ def html_page(
 ) -> str:
     """The report as one HTML file: styles inline, figures as data: URIs."""
     e = html.escape
-    findings = "".join(f"<li>{e(s)}</li>" for s in comparison.findings(rows, baseline, unlike))
-    body = [
-        f"<h1>{e(title)}</h1>",
-        f"<p>{e(protocol_sentence(rows))}</p>",
-        "<h2>Variants</h2>",
-        comparison.html_table(comparison.variants_table(rows, baseline)),
-        f"<h2>Paired against {e(baseline)}</h2>",
-        comparison.html_table(comparison.paired_table(rows, baseline)),
-        "<h2>The tutorial's published numbers</h2>",
-        comparison.html_table(comparison.tutorial_table(rows, unlike)),
-        "<h2>Findings</h2>",
-        f"<ul>{findings}</ul>",
-        "<h2>Figures</h2>",
-    ]
+    body = [f"<h1>{e(title)}</h1>", f"<p>{e(protocol_sentence(rows))}</p>"]
+    for heading, content in sections(rows, baseline, unlike):
+        body.append(f"<h2>{e(heading)}</h2>")
+        if isinstance(content, tuple):
+            body.append(comparison.html_table(content))
+        else:
+            body.append("<ul>" + "".join(f"<li>{e(s)}</li>" for s in content) + "</ul>")
+    body.append("<h2>Figures</h2>")
     for name, caption in FIGURES.items():
         body.append(
             f"<figure>{_img(figures[name], caption)}<figcaption>{e(caption)}</figcaption></figure>"
