@@ -48,22 +48,38 @@ class Sonar:
 
 def parse(text: str) -> Sonar:
     """Parse and validate Sonar CSV text (no header; 60 numbers and an M/R label per row)."""
+    X, labels = parse_rows(text, labelled=True)
+    return Sonar(
+        X=X.astype(np.float32),
+        y=np.asarray([lab == POSITIVE for lab in labels], dtype=np.float32),
+        labels=tuple(labels),
+    )
+
+
+def parse_rows(text: str, labelled: bool | None = None) -> tuple[np.ndarray, list[str]]:
+    """Band values (float64, one row per line) and labels of Sonar-format CSV text.
+
+    ``labelled``: True, every row ends with an M/R label; False, none does; None,
+    either (all rows alike). Every value is checked: numeric, finite, in [0, 1]."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     if not lines:
         raise DataError("no rows (empty or truncated download)")
     if lines[0].lstrip().startswith("<"):
         raise DataError("got an HTML/XML page, not CSV (an error page served as data?)")
+    if labelled is None:
+        labelled = len(lines[0].split(",")) == N_BANDS + 1
+    width = N_BANDS + 1 if labelled else N_BANDS
     rows, labels = [], []
     for i, line in enumerate(lines, start=1):
         cells = [c.strip() for c in line.split(",")]
-        if len(cells) != N_BANDS + 1:
-            raise DataError(f"row {i}: {len(cells)} columns, expected {N_BANDS + 1}")
+        if len(cells) != width:
+            raise DataError(f"row {i}: {len(cells)} columns, expected {width}")
         try:
             values = [float(c) for c in cells[:N_BANDS]]
         except ValueError:
             raise DataError(f"row {i}: a band value is not a number") from None
         rows.append(values)
-        labels.append(cells[N_BANDS])
+        labels.extend(cells[N_BANDS:])
     X = np.asarray(rows, dtype=np.float64)
     if not np.isfinite(X).all():
         raise DataError("NaN or infinite band values")
@@ -72,11 +88,7 @@ def parse(text: str) -> Sonar:
     bad = sorted(set(labels) - set(CLASS_COUNTS))
     if bad:
         raise DataError(f"labels {bad} found; expected only M and R")
-    return Sonar(
-        X=X.astype(np.float32),
-        y=np.asarray([lab == POSITIVE for lab in labels], dtype=np.float32),
-        labels=tuple(labels),
-    )
+    return X, labels
 
 
 def canonical_text(data: Sonar) -> str:

@@ -1,7 +1,8 @@
 """Predict with a variant's final model; optionally with MC-dropout uncertainty.
 
 ``python -m sonarlab.predict hidden rows.csv`` prints, for every row of ``rows.csv``
-(the Sonar format: 60 band values, an optional trailing M/R label, no header), the
+(the Sonar format: 60 band values in [0, 1], an optional trailing M/R label, no
+header), the
 probability that it is a mine, from ``results/hidden/model.keras`` in inference mode
 (dropout off, so the output is deterministic).
 
@@ -21,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sonarlab import files
-from sonarlab.config import N_BANDS, ConfigError, read_params, variant_names
+from sonarlab import data, files
+from sonarlab.config import ConfigError, read_params, variant_names
 from sonarlab.data import DataError
 from sonarlab.paths import workspace_paths
 from sonarlab.stages._cli import run
@@ -31,29 +32,15 @@ log = logging.getLogger(__name__)
 
 
 def read_rows(path: Path) -> np.ndarray:
-    """Rows of 60 numeric band values (the Sonar data's are in [0, 1]; others are taken
-    as they are); a 61st column (the label) is ignored."""
-    import pandas as pd
-
+    """Rows in the Sonar format (60 band values in [0, 1], an optional M/R label that is
+    ignored), checked as the fetch stage checks the data set."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        frame = pd.read_csv(path, header=None)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: not a CSV of Sonar rows ({exc})") from None
-    if frame.shape[1] not in (N_BANDS, N_BANDS + 1):
-        raise DataError(
-            f"{path}: expected {N_BANDS} band columns (and an optional label), "
-            f"got {frame.shape[1]} columns"
-        )
-    bands = frame.iloc[:, :N_BANDS]
-    try:
-        X = bands.to_numpy(dtype=np.float32)
-    except ValueError:
-        raise DataError(f"{path}: the band columns must be numbers") from None
-    if not np.isfinite(X).all():
-        raise DataError(f"{path}: the band columns must not be empty or NaN")
-    return X
+        X, _ = data.parse_rows(path.read_text(encoding="utf-8"))
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    return X.astype(np.float32)
 
 
 def mc_dropout(model, X: np.ndarray, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

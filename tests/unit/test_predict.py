@@ -83,9 +83,12 @@ def test_predict_cli_without_samples_prints_inference_only(workspace, capsys):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("", "not a CSV"),
-        ("0.1,0.2,M\n", "expected 60 band columns"),
-        (",".join(["x"] * 60) + "\n", "must be numbers"),
+        ("", "no rows"),
+        ("0.1,0.2,M\n", "row 1: 3 columns, expected 60"),
+        (",".join(["x"] * 60) + "\n", "row 1: a band value is not a number"),
+        (",".join(["1.5"] * 60) + "\n", "outside [0, 1]"),
+        (",".join(["0.5"] * 60) + ",X\n", "labels ['X'] found; expected only M and R"),
+        (",".join(["0.5"] * 60) + ",M\n" + ",".join(["0.5"] * 60) + "\n", "row 2: 60 columns"),
     ],
 )
 def test_predict_cli_rejects_bad_rows_with_one_line(workspace, caplog, content, message):
