@@ -158,7 +158,12 @@ def experiment_rows(root: Path, rev: str) -> list[dict]:
 
 
 def head(root: Path) -> str:
-    return _run(["git", "-C", str(root), "rev-parse", "HEAD"]).stdout.strip()
+    from sonarlab.tracking import git_commit
+
+    commit = git_commit(root)
+    if commit is None:
+        raise OSError(f"{root}: no git commit; DVC experiments are based on one")
+    return commit
 
 
 # This environment's dvc, whatever is on PATH.
