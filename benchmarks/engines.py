@@ -48,12 +48,9 @@ def worker(args: argparse.Namespace) -> None:
     variant = load_variant(read_params(ROOT / "params.yaml"), args.variant)
     variant = dataclasses.replace(variant, epochs=args.epochs)
     prepared = prepare(sonar.X, sonar.y, CVConfig(folds=args.folds, repeats=1, seed=args.seed))
-    n = args.take or len(prepared.splits)  # reduced work: only the first n folds
-    splits, scalers = prepared.splits[:n], prepared.scalers[:n]
+    prepared = prepared.first(args.take or len(prepared.splits))  # reduced work
     t0 = time.perf_counter()
-    folds, _ = engines.cross_validate(
-        args.engine, variant, sonar.X, sonar.y, splits, scalers, prepared.full, args.seed
-    )
+    folds = engines.cross_validate(args.engine, variant, sonar, prepared).folds
     seconds = time.perf_counter() - t0
     acc = np.array([f.test_metrics["accuracy"] for f in folds])
     print(json.dumps({"seconds": seconds, "acc_mean": acc.mean(), "acc_std": acc.std(),

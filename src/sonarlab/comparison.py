@@ -1,21 +1,26 @@
-"""The comparison of variants that the report shows: pure functions of per-fold scores.
+"""The comparison of variants that the report shows: pure functions of per-split tables.
 
 Every variant is scored on the same splits (``standardize`` makes them once), so a
 variant is compared with the baseline split by split: the paired differences and the
-corrected resampled t-test of ``stats``. The tables are built once as rows of cells
-and rendered both as Markdown and as HTML.
+corrected resampled t-test of ``stats``. Each variant's own numbers come from
+``results.summarize_folds``, as in its ``metrics.json``. The tables are DataFrames of
+display cells, rendered as Markdown and as HTML by the report.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sonarlab import stats
+import numpy as np
+import pandas as pd
 
-METRICS = ("accuracy", "roc_auc", "log_loss")
+from sonarlab import stats
+from sonarlab.results import METRICS, Summary, split_sizes, summarize_folds
+
+# The columns that say which split a row is: equal in two tables, the rows are paired.
+SPLIT_COLUMNS = ("repeat", "fold", "n_train", "n_test", "test_rows")
 # Published in the tutorial: accuracy mean (std) over one stratified 10-fold CV.
 PUBLISHED = {
     "baseline": (0.8604, 0.0458),
@@ -53,42 +58,9 @@ def unlike_tutorial(name: str, settings: Mapping[str, object], folds: int) -> li
 
 
 @dataclass(frozen=True)
-class Fold:
-    """One split's held-out scores for one variant (a row of ``results/<v>/folds.csv``)."""
-
-    repeat: int
-    fold: int
-    n_train: int
-    n_test: int
-    test_rows: str  # fingerprint of the held-out rows (cv.rows_digest)
-    accuracy: float
-    roc_auc: float
-    log_loss: float
-    train_accuracy: float
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, str]) -> Fold:
-        return cls(
-            repeat=int(row["repeat"]),
-            fold=int(row["fold"]),
-            n_train=int(row["n_train"]),
-            n_test=int(row["n_test"]),
-            test_rows=row.get("test_rows", ""),
-            **{k: float(row[k]) for k in (*METRICS, "train_accuracy")},
-        )
-
-    @property
-    def split(self) -> tuple[int, int, int, int, str]:
-        return (self.repeat, self.fold, self.n_train, self.n_test, self.test_rows)
-
-
-@dataclass(frozen=True)
 class VariantStats:
     name: str
-    n_splits: int
-    repeats: int
-    estimates: dict[str, stats.Interval]  # METRICS -> mean, std and corrected 95% CI
-    gap: float  # mean over splits of (training-rows accuracy − held-out accuracy)
+    summary: Summary  # mean, std and corrected 95% CI of each metric; the overfitting gap
     versus: stats.PairedTest | None  # accuracy minus the baseline's; None for the baseline
     seconds: float
     p_holm: float | None = None  # versus.p adjusted (Holm) over all variants' comparisons
@@ -96,46 +68,33 @@ class VariantStats:
     log_loss_p_holm: float | None = None
 
     @property
-    def versus_ci(self) -> tuple[float, float]:
-        return (self.versus.low, self.versus.high)
-
-    @property
-    def accuracy_ci(self) -> tuple[float, float]:
-        acc = self.estimates["accuracy"]
-        return (acc.low, acc.high)
-
-
-def _sizes(folds: Sequence[Fold]) -> tuple[float, float]:
-    return (
-        sum(f.n_train for f in folds) / len(folds),
-        sum(f.n_test for f in folds) / len(folds),
-    )
+    def accuracy(self) -> stats.Interval:
+        return self.summary.estimates["accuracy"]
 
 
 def compare(
-    folds: Mapping[str, Sequence[Fold]], seconds: Mapping[str, float], baseline: str
+    tables: Mapping[str, pd.DataFrame], seconds: Mapping[str, float], baseline: str
 ) -> list[VariantStats]:
-    """Per-variant estimates and, for every other variant, the paired test against
-    ``baseline``. Raises ``ValueError`` if a variant was not scored on the baseline's splits."""
-    if baseline not in folds:
+    """Per-variant estimates and, for every other variant, the paired tests against
+    ``baseline``, from each variant's per-split table (``result_files.FOLDS``). Raises
+    ``ValueError`` if a variant was not scored on the baseline's splits."""
+    if baseline not in tables:
         raise ValueError(f"baseline variant {baseline!r} has no results")
-    reference = folds[baseline]
-    n_train, n_test = _sizes(reference)
+    reference = tables[baseline]
+    n_train, n_test = split_sizes(reference)
+    splits = reference[list(SPLIT_COLUMNS)].reset_index(drop=True)
     out = []
-    for name, rows in folds.items():
-        if [f.split for f in rows] != [f.split for f in reference]:
+    for name, table in tables.items():
+        if not table[list(SPLIT_COLUMNS)].reset_index(drop=True).equals(splits):
             raise ValueError(
                 f"{name} was not scored on the same splits as {baseline}; re-run "
                 "`dvc repro` so that every variant uses data/prepared"
             )
-        estimates = {
-            m: stats.interval([getattr(f, m) for f in rows], n_train, n_test) for m in METRICS
-        }
         versus = log_loss_versus = None
         if name != baseline:
             versus, log_loss_versus = (
                 stats.corrected_paired_ttest(
-                    [getattr(f, m) for f in rows], [getattr(f, m) for f in reference],
+                    table[m].to_numpy(np.float64), reference[m].to_numpy(np.float64),
                     n_train, n_test,
                 )
                 for m in ("accuracy", "log_loss")
@@ -143,10 +102,7 @@ def compare(
         out.append(
             VariantStats(
                 name=name,
-                n_splits=len(rows),
-                repeats=len({f.repeat for f in rows}),
-                estimates=estimates,
-                gap=sum(f.train_accuracy - f.accuracy for f in rows) / len(rows),
+                summary=summarize_folds(table),
                 versus=versus,
                 seconds=seconds[name],
                 log_loss_versus=log_loss_versus,
@@ -192,12 +148,14 @@ def verdict(mean: float, p_holm: float, higher: str = "higher", lower: str = "lo
     return "not significant"
 
 
-# --- tables: a header and rows of cells ----------------------------------------------
-
-Table = tuple[list[str], list[list[str]]]
+# --- tables: DataFrames of display cells ----------------------------------------------
 
 
-def variants_table(rows: Sequence[VariantStats], baseline: str) -> Table:
+def _table(header: list[str], body: list[list[str]]) -> pd.DataFrame:
+    return pd.DataFrame(body, columns=header, dtype=object)
+
+
+def variants_table(rows: Sequence[VariantStats], baseline: str) -> pd.DataFrame:
     header = [
         "variant", "accuracy mean (std)", "95% CI", "ROC AUC [95% CI]", "log loss [95% CI]",
         "train − held-out accuracy", f"Δ accuracy vs {baseline} [95% CI]", "p (Holm)", "folds",
@@ -205,7 +163,8 @@ def variants_table(rows: Sequence[VariantStats], baseline: str) -> Table:
     ]  # fmt: skip
     body = []
     for r in rows:
-        acc, auc, ll = (r.estimates[m] for m in METRICS)
+        acc, auc, ll = (r.summary.estimates[m] for m in METRICS)
+        n, repeats = r.summary.n_splits, r.summary.repeats
         body.append(
             [
                 r.name,
@@ -213,17 +172,17 @@ def variants_table(rows: Sequence[VariantStats], baseline: str) -> Table:
                 ci(acc.low, acc.high),
                 f"{auc.mean:.3f} [{auc.low:.3f}, {auc.high:.3f}]",
                 f"{ll.mean:.3f} [{ll.low:.3f}, {ll.high:.3f}]",
-                pp(r.gap),
-                "—" if r.versus is None else f"{pp(r.versus.mean)} {ci(*r.versus_ci, pp)}",
+                pp(r.summary.gap),
+                "—" if r.versus is None else f"{pp(r.versus.mean)} {ci(*r.versus.bounds, pp)}",
                 "—" if r.versus is None else f"{p_value(r.versus.p)} ({p_value(r.p_holm)})",
-                f"{r.n_splits} ({r.repeats} × {r.n_splits // r.repeats})",
+                f"{n} ({repeats} × {n // repeats})",
                 f"{r.seconds:.0f} s",
             ]
         )  # fmt: skip
-    return header, body
+    return _table(header, body)
 
 
-def paired_table(rows: Sequence[VariantStats], baseline: str) -> Table:
+def paired_table(rows: Sequence[VariantStats], baseline: str) -> pd.DataFrame:
     """Each variant minus the baseline, split by split: accuracy and log loss."""
     header = [
         "variant", f"Δ accuracy vs {baseline} [95% CI]", "p", "p (Holm)",
@@ -242,12 +201,12 @@ def paired_table(rows: Sequence[VariantStats], baseline: str) -> Table:
                 p_value(r.log_loss_p_holm),
             ]
         )  # fmt: skip
-    return header, body
+    return _table(header, body)
 
 
 def tutorial_table(
     rows: Sequence[VariantStats], unlike: Mapping[str, list[str]] | None = None
-) -> Table:
+) -> pd.DataFrame:
     """The published numbers beside ours; ``unlike`` (``unlike_tutorial`` per variant)
     says which of ours were made with other settings and so are not comparable."""
     unlike = unlike or {}
@@ -259,18 +218,18 @@ def tutorial_table(
     for r in rows:
         if r.name in PUBLISHED:
             mean, std = PUBLISHED[r.name]
-            acc = r.estimates["accuracy"]
+            acc = r.accuracy
             differs = unlike.get(r.name, [])
             body.append(
                 [
                     r.name,
                     f"{pct(mean)} ({pct(std)})",
-                    f"{pct(acc.mean)} {ci(*r.accuracy_ci)}",
+                    f"{pct(acc.mean)} {ci(acc.low, acc.high)}",
                     "yes" if acc.contains(mean) else "no",
                     "no: " + ", ".join(differs) if differs else "yes",
                 ]
             )
-    return header, body
+    return _table(header, body)
 
 
 def findings(
@@ -286,7 +245,7 @@ def findings(
         listed = "; ".join(f"{n} ({', '.join(unlike[n])})" for n in other)
         out.append(f"Not compared with the tutorial, as their settings differ: {listed}.")
     published = [n for n in PUBLISHED if n in by_name and not unlike.get(n)]
-    inside = [n for n in published if by_name[n].estimates["accuracy"].contains(PUBLISHED[n][0])]
+    inside = [n for n in published if by_name[n].accuracy.contains(PUBLISHED[n][0])]
     outside = [n for n in published if n not in inside]
     if published:
         if not outside:
@@ -298,7 +257,8 @@ def findings(
             out.append(
                 "Outside our 95% interval: "
                 + ", ".join(
-                    f"{n} (tutorial {pct(PUBLISHED[n][0])}, ours {ci(*by_name[n].accuracy_ci)})"
+                    f"{n} (tutorial {pct(PUBLISHED[n][0])}, "
+                    f"ours {ci(by_name[n].accuracy.low, by_name[n].accuracy.high)})"
                     for n in outside
                 )
                 + (f"; inside: {', '.join(inside)}." if inside else ".")
@@ -337,20 +297,21 @@ def findings(
     return out
 
 
-def markdown_table(table: Table) -> str:
-    header, body = table
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines) + "\n"
-
-
-def html_table(table: Table) -> str:
-    header, body = table
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
-    )
-    return (
-        f'<div class="table"><table><thead><tr>{head}</tr></thead>'
-        f"<tbody>{rows}</tbody></table></div>"
-    )
+def comparison_metrics(rows: Sequence[VariantStats]) -> dict[str, float]:
+    """The comparison's numbers, as the report's MLflow run logs them."""
+    out = {}
+    for r in rows:
+        for m, est in r.summary.estimates.items():
+            out.update(
+                {f"{r.name}.{m}_mean": est.mean, f"{r.name}.{m}_ci_low": est.low,
+                 f"{r.name}.{m}_ci_high": est.high}
+            )  # fmt: skip
+        if r.versus is not None:
+            ll = r.log_loss_versus
+            out.update(
+                {f"{r.name}.delta_accuracy": r.versus.mean, f"{r.name}.delta_ci_low": r.versus.low,
+                 f"{r.name}.delta_ci_high": r.versus.high, f"{r.name}.p_value": r.versus.p,
+                 f"{r.name}.p_value_holm": r.p_holm, f"{r.name}.delta_log_loss": ll.mean,
+                 f"{r.name}.delta_log_loss_p_value_holm": r.log_loss_p_holm}
+            )  # fmt: skip
+    return out

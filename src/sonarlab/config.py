@@ -20,6 +20,9 @@ from typing import Any, Literal
 import yaml
 
 N_BANDS = 60  # the Sonar data's 60 frequency bands
+# fused: all folds and the final model in one compiled program (fast);
+# keras: one Keras `fit` per fold (the reference path). See ``sonarlab.engines``.
+Engine = Literal["fused", "keras"]
 
 
 class ConfigError(ValueError):
@@ -69,9 +72,7 @@ class CVConfig:
     folds: int = 10
     repeats: int = 3
     seed: int = 7
-    # fused: all folds and the final model in one compiled program (fast);
-    # keras: one Keras `fit` per fold (the reference path).
-    engine: Literal["fused", "keras"] = "fused"
+    engine: Engine = "fused"
 
     def validate(self, key: str, given: Mapping[str, Any]) -> None:
         if self.folds < 2:

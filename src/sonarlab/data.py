@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sonarlab.config import N_BANDS
 
@@ -64,23 +65,25 @@ def parse_rows(text: str, labelled: bool | None = None) -> tuple[np.ndarray, lis
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     if not lines:
         raise DataError("no rows (empty or truncated download)")
-    if lines[0].lstrip().startswith("<"):
+    if lines[0].startswith("<"):
         raise DataError("got an HTML/XML page, not CSV (an error page served as data?)")
     if labelled is None:
-        labelled = len(lines[0].split(",")) == N_BANDS + 1
+        labelled = lines[0].count(",") + 1 == N_BANDS + 1
     width = N_BANDS + 1 if labelled else N_BANDS
-    rows, labels = [], []
     for i, line in enumerate(lines, start=1):
-        cells = [c.strip() for c in line.split(",")]
-        if len(cells) != width:
-            raise DataError(f"row {i}: {len(cells)} columns, expected {width}")
-        try:
-            values = [float(c) for c in cells[:N_BANDS]]
-        except ValueError:
-            raise DataError(f"row {i}: a band value is not a number") from None
-        rows.append(values)
-        labels.extend(cells[N_BANDS:])
-    X = np.asarray(rows, dtype=np.float64)
+        if line.count(",") + 1 != width:
+            raise DataError(f"row {i}: {line.count(',') + 1} columns, expected {width}")
+    body = "\n".join(lines)
+    try:
+        # round_trip: the same correctly rounded floats as Python's float()
+        table = _read_table(body, {**dict.fromkeys(range(N_BANDS), np.float64), N_BANDS: str})
+    except ValueError:
+        cells = _read_table(body, str).iloc[:, :N_BANDS]
+        numeric = cells.apply(pd.to_numeric, errors="coerce")
+        row = int(np.flatnonzero(numeric.isna().to_numpy().any(axis=1))[0]) + 1
+        raise DataError(f"row {row}: a band value is not a number") from None
+    X = table.iloc[:, :N_BANDS].to_numpy(np.float64)
+    labels = table[N_BANDS].str.strip().tolist() if labelled else []
     if not np.isfinite(X).all():
         raise DataError("NaN or infinite band values")
     if X.min() < 0.0 or X.max() > 1.0:
@@ -91,12 +94,21 @@ def parse_rows(text: str, labelled: bool | None = None) -> tuple[np.ndarray, lis
     return X, labels
 
 
+def _read_table(body: str, dtype) -> pd.DataFrame:
+    return pd.read_csv(
+        io.StringIO(body),
+        header=None,
+        dtype=dtype,
+        skipinitialspace=True,
+        float_precision="round_trip",
+    )
+
+
 def canonical_text(data: Sonar) -> str:
     """One line a row, values with 4 decimals, LF endings: the form that is fingerprinted."""
-    return "".join(
-        ",".join(f"{v:.4f}" for v in row) + f",{lab}\n"
-        for row, lab in zip(data.X.astype(np.float64), data.labels, strict=True)
-    )
+    table = pd.DataFrame(data.X.astype(np.float64))
+    table[N_BANDS] = data.labels
+    return table.to_csv(header=False, index=False, float_format="%.4f", lineterminator="\n")
 
 
 def fingerprint(data: Sonar) -> str:

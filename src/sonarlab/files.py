@@ -1,16 +1,18 @@
-"""Atomic file output: write to a temporary file beside the target, then rename."""
+"""Atomic file output (write to a temporary file beside the target, then rename), and
+CSV formats whose columns are declared once and checked on every read."""
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 
 @contextlib.contextmanager
@@ -50,11 +52,51 @@ def read_json(path: Path) -> Any:
         return json.load(fh)
 
 
-def csv_text(rows: list[dict], columns) -> str:
-    """CSV with a header row; floats with 6 significant digits."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buf.getvalue()
+class FormatError(ValueError):
+    """A file the pipeline wrote is not in the format its reader declares."""
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """One CSV file's format: its columns and their types, declared once.
+
+    ``write`` writes exactly these columns, in this order, atomically, floats with 6
+    significant digits; ``read`` refuses a file with a missing or an extra column,
+    naming the file and the column.
+    """
+
+    columns: Mapping[str, str]  # name -> pandas dtype ("int64", "float64", "str")
+    index: str | None = None  # a column that is the table's index when read
+
+    def write(self, target: Path, table: pd.DataFrame) -> None:
+        write_text(target, self.text(table))
+
+    def text(self, table: pd.DataFrame) -> str:
+        """``table`` as this format's CSV text."""
+        table = table.reset_index() if self.index is not None else table
+        missing = [c for c in self.columns if c not in table.columns]
+        if missing:  # a bug in the writer, not in any input
+            raise ValueError(f"no column {missing[0]!r} to write")
+        return table[list(self.columns)].to_csv(
+            index=False, float_format="%.6g", na_rep="nan", lineterminator="\n"
+        )
+
+    def read(self, path: Path) -> pd.DataFrame:
+        try:
+            header = pd.read_csv(path, nrows=0).columns
+        except pd.errors.EmptyDataError:
+            raise FormatError(
+                f"{path}: empty, expected columns {', '.join(self.columns)}"
+            ) from None
+        for name in self.columns:
+            if name not in header:
+                raise FormatError(f"{path}: no column {name!r}")
+        for name in header:
+            if name not in self.columns:
+                raise FormatError(f"{path}: unexpected column {name!r}")
+        try:
+            table = pd.read_csv(path, dtype=dict(self.columns), float_precision="round_trip")
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise FormatError(f"{path}: {exc}") from None
+        table = table[list(self.columns)]
+        return table.set_index(self.index) if self.index is not None else table

@@ -4,16 +4,27 @@ The tutorial wraps StandardScaler and the network in one scikit-learn Pipeline, 
 each fold's scaler is fitted on that fold's training rows only. We keep exactly
 that: the statistics of fold k come from the rows outside fold k, and the
 held-out rows never influence the scaling they are evaluated with.
+
+This module writes and reads what ``standardize`` hands every variant:
+``data/prepared/folds.csv`` (``FOLDS``) and ``data/prepared/scalers.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
+from sonarlab import files
 from sonarlab.config import ConfigError, CVConfig
+from sonarlab.seeds import split_shuffle_seed
+
+# data/prepared/folds.csv: the fold that holds each row out, per repeat
+FOLDS = files.CsvFormat({"row": "int64", "repeat": "int64", "fold": "int64"})
 
 
 @dataclass(frozen=True)
@@ -43,11 +54,6 @@ class Scaler:
         return cls(mean=np.asarray(data["mean"]), std=np.asarray(data["std"]))
 
 
-def repeat_seed(seed: int, repeat: int) -> int:
-    """Independent, reproducible shuffling seed for one repeat."""
-    return int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
-
-
 def assign_folds(y: np.ndarray, folds: int, repeats: int, seed: int) -> np.ndarray:
     """Fold id of every row for every repeat: an int array of shape (repeats, n).
 
@@ -62,7 +68,9 @@ def assign_folds(y: np.ndarray, folds: int, repeats: int, seed: int) -> np.ndarr
         )
     out = np.empty((repeats, len(y)), dtype=np.int64)
     for r in range(repeats):
-        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=repeat_seed(seed, r))
+        skf = StratifiedKFold(
+            n_splits=folds, shuffle=True, random_state=split_shuffle_seed(seed, r)
+        )
         for k, (_, test) in enumerate(skf.split(np.zeros(len(y)), y)):
             out[r, test] = k
     return out
@@ -88,17 +96,25 @@ class Prepared:
 
     protocol: tuple[int, int, int]  # (folds, repeats, seed) the splits were made with
     assignment: np.ndarray  # (repeats, n) fold id per row
-    scalers: list[Scaler]  # one per split, in ``splits(assignment)`` order
+    splits: list[Split]  # ``splits(assignment)``
+    scalers: list[Scaler]  # one per split, in that order
     full: Scaler  # all rows: for the final model
 
+    def first(self, n: int) -> Prepared:
+        """Only the first ``n`` splits (reduced work, as in the benchmark)."""
+        return dataclasses.replace(self, splits=self.splits[:n], scalers=self.scalers[:n])
+
     @property
-    def splits(self) -> list[Split]:
-        return splits(self.assignment)
+    def seed(self) -> int:
+        """``cv.seed``: every model's seeds derive from it (``seeds``)."""
+        return self.protocol[2]
 
 
 def prepare(X: np.ndarray, y: np.ndarray, cv: CVConfig) -> Prepared:
     assignment = assign_folds(y, cv.folds, cv.repeats, cv.seed)
-    return Prepared(protocol(cv), assignment, fold_scalers(X, assignment), Scaler.fit(X))
+    return Prepared(
+        protocol(cv), assignment, splits(assignment), fold_scalers(X, assignment), Scaler.fit(X)
+    )
 
 
 def protocol(cv: CVConfig) -> tuple[int, int, int]:
@@ -106,12 +122,19 @@ def protocol(cv: CVConfig) -> tuple[int, int, int]:
     return (cv.folds, cv.repeats, cv.seed)
 
 
-def folds_table(prepared: Prepared) -> str:
-    """CSV ``row,repeat,fold``: the fold that holds each row out, per repeat."""
-    lines = ["row,repeat,fold"]
-    for r, row in enumerate(prepared.assignment):
-        lines += [f"{i},{r},{k}" for i, k in enumerate(row)]
-    return "\n".join(lines) + "\n"
+def write_prepared(prepared: Prepared, folds_csv: Path, scalers_json: Path) -> None:
+    repeats, n = prepared.assignment.shape
+    FOLDS.write(
+        folds_csv,
+        pd.DataFrame(
+            {
+                "row": np.tile(np.arange(n), repeats),
+                "repeat": np.repeat(np.arange(repeats), n),
+                "fold": prepared.assignment.ravel(),
+            }
+        ),
+    )
+    files.write_json(scalers_json, scalers_document(prepared))
 
 
 def scalers_document(prepared: Prepared) -> dict:
@@ -125,14 +148,16 @@ def scalers_document(prepared: Prepared) -> dict:
     }
 
 
-def read_prepared(folds_csv: str, scalers: dict) -> Prepared:
-    body = np.loadtxt(folds_csv.splitlines()[1:], delimiter=",", dtype=np.int64, ndmin=2)
+def read_prepared(folds_csv: Path, scalers_json: Path) -> Prepared:
+    table = FOLDS.read(folds_csv)
+    scalers = files.read_json(scalers_json)
     split = scalers["split"]
-    assignment = np.empty((split["repeats"], int(body[:, 0].max()) + 1), dtype=np.int64)
-    assignment[body[:, 1], body[:, 0]] = body[:, 2]
+    assignment = np.empty((split["repeats"], int(table["row"].max()) + 1), dtype=np.int64)
+    assignment[table["repeat"].to_numpy(), table["row"].to_numpy()] = table["fold"].to_numpy()
     return Prepared(
         protocol=(split["folds"], split["repeats"], split["seed"]),
         assignment=assignment,
+        splits=splits(assignment),
         scalers=[Scaler.from_json(s) for s in scalers["splits"]],
         full=Scaler.from_json(scalers["full"]),
     )

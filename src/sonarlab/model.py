@@ -10,9 +10,24 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from sonarlab.config import N_BANDS, ModelConfig, OptimizerConfig, ScheduleConfig, VariantConfig
 from sonarlab.folds import Scaler
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras, and make TensorFlow ops deterministic:
+    what follows (initial weights, and for Keras ``fit`` batch orders and dropout masks)
+    depends on ``seed`` alone."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def predict_proba(model: keras.Model, X: np.ndarray) -> np.ndarray:
+    """P(mine) per row, inference mode (dropout off). A direct call: no retracing per shape."""
+    return keras.ops.convert_to_numpy(model(X, training=False)).ravel()
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:

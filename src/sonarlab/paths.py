@@ -52,9 +52,38 @@ class Paths:
     def results(self, variant: str) -> Path:
         return self.root / "results" / variant
 
+    def variant(self, variant: str) -> VariantPaths:
+        """The outputs of ``cv@<variant>`` (as ``dvc.yaml`` lists them)."""
+        return VariantPaths(self.results(variant))
+
     @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+
+@dataclass(frozen=True)
+class VariantPaths:
+    root: Path  # results/<variant>
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def folds(self) -> Path:
+        return self.root / "folds.csv"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "curves.csv"
+
+    @property
+    def learning_curves(self) -> Path:
+        return self.root / "learning_curves.png"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.keras"
 
 
 def workspace_paths() -> Paths:

@@ -1,5 +1,8 @@
 """Figures (matplotlib, Agg backend): learning curves, per-fold accuracy, paired
-differences and the train vs held-out loss of every variant."""
+differences and the train vs held-out loss of every variant.
+
+Each function returns its ``Figure`` (so that its axes, series and labels can be
+checked); ``save`` writes one and releases it."""
 
 from __future__ import annotations
 
@@ -11,9 +14,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+
+from sonarlab import files
+
+DPI = 110
 
 
-def learning_curves(curves: Mapping[str, np.ndarray], title: str, path: Path) -> None:
+def save(fig: Figure, target: Path) -> None:
+    """Write ``fig`` to ``target`` atomically (the format from its suffix) and close it."""
+    try:
+        with files.atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=DPI)
+    finally:
+        plt.close(fig)
+
+
+def learning_curves(curves: Mapping[str, np.ndarray], title: str) -> Figure:
     """Mean (± std band across folds) train and held-out loss and accuracy per epoch."""
     epochs = np.arange(1, len(curves["train_loss_mean"]) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -27,11 +44,10 @@ def learning_curves(curves: Mapping[str, np.ndarray], title: str, path: Path) ->
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def fold_accuracies(per_variant: Mapping[str, list[float]], title: str, path: Path) -> None:
+def fold_accuracies(per_variant: Mapping[str, list[float]], title: str) -> Figure:
     """Box plot with every fold's accuracy as a point, one column per variant."""
     names = list(per_variant)
     fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 4.5), constrained_layout=True)
@@ -45,22 +61,18 @@ def fold_accuracies(per_variant: Mapping[str, list[float]], title: str, path: Pa
     ax.set_ylabel("held-out accuracy per fold")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def differences(
-    names: list[str], means: list[float], lows: list[float], highs: list[float], title: str,
-    path: Path,
-) -> None:  # fmt: skip
+    names: list[str], means: list[float], lows: list[float], highs: list[float], title: str
+) -> Figure:
     """Forest plot: each variant's mean paired difference with its interval, zero marked."""
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(names) + 1.6), constrained_layout=True)
     if not names:  # only the baseline: nothing to compare
         ax.text(0.5, 0.5, "no variant besides the baseline", ha="center", va="center")
         ax.set_axis_off()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return
+        return fig
     pos = np.arange(len(names))[::-1]
     m, lo, hi = (100 * np.asarray(v) for v in (means, lows, highs))
     ax.errorbar(m, pos, xerr=[m - lo, hi - m], fmt="o", capsize=4)
@@ -70,11 +82,10 @@ def differences(
     ax.set_xlabel("difference in held-out accuracy (percentage points)")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def overfitting(curves: Mapping[str, Mapping[str, np.ndarray]], title: str, path: Path) -> None:
+def overfitting(curves: Mapping[str, Mapping[str, np.ndarray]], title: str) -> Figure:
     """One panel per variant, shared axes: mean (± std band across folds) loss per epoch
     on the training rows (training mode, as Keras reports it) and on the held-out fold."""
     names = list(curves)
@@ -110,11 +121,10 @@ def overfitting(curves: Mapping[str, Mapping[str, np.ndarray]], title: str, path
     else:
         axes.flat[0].legend(loc="upper left")
     fig.suptitle(title)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def sweep(series: Mapping[str, list[tuple[float, float, float, float]]], title: str, path: Path):
+def sweep(series: Mapping[str, list[tuple[float, float, float, float]]], title: str) -> Figure:
     """One line per swept parameter: (rate, mean, low, high) points with interval bars."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
     width = 0.006 * (len(series) - 1)  # side by side, so that the bars do not overlap
@@ -129,5 +139,4 @@ def sweep(series: Mapping[str, list[tuple[float, float, float, float]]], title: 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig

@@ -21,11 +21,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sonarlab import data, files
 from sonarlab.config import ConfigError, read_params, variant_names
 from sonarlab.data import DataError
 from sonarlab.paths import workspace_paths
+from sonarlab.seeds import mc_dropout_seed
 from sonarlab.stages._cli import run
 
 log = logging.getLogger(__name__)
@@ -53,15 +55,13 @@ def mc_dropout(model, X: np.ndarray, samples: int, seed: int) -> tuple[np.ndarra
     """
     import keras
 
-    from sonarlab.train import derive_seed
-
     if samples < 1:
         raise ValueError(f"samples: got {samples}; allowed: an integer >= 1")
     # Each dropout layer (and LSTM cell) draws its masks from a SeedGenerator whose
     # state, [seed, counter], is a variable of the model: reset every one of them.
     states = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
     for i, state in enumerate(states):
-        state.assign(np.array([derive_seed(seed, i), 0], dtype=state.dtype))
+        state.assign(np.array([mc_dropout_seed(seed, i), 0], dtype=state.dtype))
     draws = np.stack(
         [keras.ops.convert_to_numpy(model(X, training=True)).ravel() for _ in range(samples)]
     ).astype(np.float64)
@@ -74,24 +74,23 @@ def predict(variant: str, rows: Path, samples: int, seed: int, output: Path | No
     if variant not in names:
         raise ConfigError(f"variant: got {variant!r}; defined variants: {', '.join(names)}")
     X = read_rows(rows)
-    model_path = paths.results(variant) / "model.keras"
+    model_path = paths.variant(variant).model
     if not model_path.is_file():
         raise FileNotFoundError(errno.ENOENT, "no model", str(model_path))
     import keras
 
-    from sonarlab.train import predict_proba
+    from sonarlab.model import predict_proba
 
     model = keras.saving.load_model(model_path, compile=False)  # inference only
-    table = {"p_mine": predict_proba(model, X)}
+    table = pd.DataFrame({"p_mine": predict_proba(model, X).astype(np.float64)})
     if samples:
         table["mc_mean"], table["mc_std"] = mc_dropout(model, X, samples, seed)
-    columns = ("row", *table)
-    lines = [{"row": i, **{k: float(v[i]) for k, v in table.items()}} for i in range(len(X))]
-    text = files.csv_text(lines, columns)
+    table.index.name = "row"
+    csv = files.CsvFormat({"row": "int64", **dict.fromkeys(table.columns, "float64")}, "row")
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(csv.text(table))
     else:
-        files.write_text(output, text)
+        csv.write(output, table)
         log.info("predict: %d rows -> %s", len(X), output)
 
 

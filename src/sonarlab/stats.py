@@ -48,6 +48,10 @@ class PairedTest:
     p: float  # two-sided
     df: int
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
 
 def correction(k: int, n_train: float, n_test: float) -> float:
     """The factor multiplying the sample variance s² of k scores: 1/k + n_test/n_train."""

@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from sonarlab import files
 from sonarlab.config import ConfigError, read_params
 from sonarlab.paths import workspace_paths
@@ -40,6 +42,11 @@ from sonarlab.stages._cli import run
 
 log = logging.getLogger(__name__)
 
+# reports/sweep/sweep.csv: one row per (swept key, rate)
+SWEEP = files.CsvFormat(
+    {"key": "str", "variant": "str", "rate": "float64", "accuracy_mean": "float64",
+     "accuracy_ci_low": "float64", "accuracy_ci_high": "float64", "experiment": "str"}
+)  # fmt: skip
 KEYS = ("variants.visible.model.input_dropout", "variants.hidden.model.hidden_dropout")
 RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 ACTIVE = ("Queued", "Running")
@@ -139,15 +146,16 @@ def write_summary(pts: Sequence[Point], keys: Sequence[str], out: Path) -> None:
     from sonarlab import plots
 
     files.write_text(out / "sweep.md", summary_markdown(pts, keys))
-    rows = [
-        {"key": p.key, "variant": p.variant, "rate": p.rate, "accuracy_mean": p.mean,
-         "accuracy_ci_low": p.low, "accuracy_ci_high": p.high, "experiment": p.experiment}
-        for p in pts
-    ]  # fmt: skip
-    files.write_text(out / "sweep.csv", files.csv_text(rows, rows[0].keys() if rows else ["key"]))
+    table = pd.DataFrame(
+        [(p.key, p.variant, p.rate, p.mean, p.low, p.high, p.experiment) for p in pts],
+        columns=list(SWEEP.columns),
+    )
+    SWEEP.write(out / "sweep.csv", table)
     series = {key: [(p.rate, p.mean, p.low, p.high) for p in pts if p.key == key] for key in keys}
-    with files.atomic_path(out / "sweep.png") as tmp:
-        plots.sweep(series, "Held-out accuracy vs dropout rate (95% corrected CI)", tmp)
+    plots.save(
+        plots.sweep(series, "Held-out accuracy vs dropout rate (95% corrected CI)"),
+        out / "sweep.png",
+    )
 
 
 def experiment_rows(root: Path, rev: str) -> list[dict]:

@@ -1,8 +1,14 @@
-"""MLflow wiring: where the store is, which experiment, what every run is tagged with.
+"""MLflow wiring: where the store is, which experiment, what every run is tagged with,
+and what a stage's runs hold.
 
 Default store: ``sqlite:///<store root>/mlflow.db`` with artifacts in
 ``<store root>/mlartifacts``, the store root being ``$DVC_ROOT`` when DVC runs the
 stage (see ``paths``). ``MLFLOW_TRACKING_URI`` overrides it.
+
+A ``cv@<variant>`` stage logs one parent run named after the variant (``stage_run``):
+the flattened config as params (``log_cv_config``), one nested run per fold
+(``log_fold``), then the summary, the mean per-epoch curves, the output files and the
+final model (``log_cv_result``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import fcntl
 import logging
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -20,11 +27,18 @@ from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
 from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
 
+from sonarlab.config import N_BANDS, CVConfig, VariantConfig, flatten
 from sonarlab.interrupts import Terminated
+from sonarlab.paths import VariantPaths
+from sonarlab.results import FoldResult
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +208,90 @@ def log_series(
 def model_requirements() -> list[str]:
     """What serving the logged Keras model needs, at the versions that trained it."""
     return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "tensorflow", "keras")]
+
+
+@contextlib.contextmanager
+def stage_run(
+    client: MlflowClient, experiment_id: str, name: str, stage: str, workspace: Path
+) -> Iterator[mlflow.ActiveRun]:
+    """A stage's top-level run: a new run named ``name``, or the run ``mlflow run`` made
+    (see ``take_launch``); tagged with the stage, the commit and the DVC experiment; ended
+    KILLED by an interrupt and tagged with the error on a failure."""
+    launch = take_launch()
+    with (
+        mlflow.start_run(
+            **launch.start_args(client, experiment_id, name),
+            tags={**run_tags(stage, workspace), **launch.tags()},
+        ) as run,
+        closing_run_on_failure(),
+    ):
+        yield run
+
+
+def log_cv_config(name: str, variant: VariantConfig, cv: CVConfig) -> None:
+    """The variant's and the CV's settings as params (only the fields its kind reads)."""
+    mlflow.log_params({"variant": name, **flatten(variant, "variant."), **flatten(cv, "cv.")})
+
+
+def log_fold(client: MlflowClient, experiment_id: str, variant: str, result: FoldResult) -> None:
+    """One fold as a run nested in the active run: its split, scores and curves."""
+    s = result.split
+    with (
+        mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"{variant} r{s.repeat} f{s.fold}",
+            nested=True,
+        ) as child,
+        closing_run_on_failure(),
+    ):
+        mlflow.log_params(
+            {"repeat": s.repeat, "fold": s.fold, "n_train": len(s.train), "n_test": len(s.test)}
+        )
+        mlflow.log_metrics(
+            {**result.test_metrics, "train_accuracy": result.train_metrics["accuracy"],
+             "seconds": result.seconds}
+        )  # fmt: skip
+        log_series(
+            client,
+            child.info.run_id,
+            {f"epoch_{k}": v for k, v in result.curves.items()},
+            int(time.time() * 1000),
+        )
+
+
+# What every logged model takes and gives: raw 60-band rows in, P(mine) out.
+MODEL_SIGNATURE = ModelSignature(
+    inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, N_BANDS))]),
+    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1))]),
+)
+
+
+def log_cv_result(
+    client: MlflowClient,
+    run_id: str,
+    settings: Mapping,
+    metrics: Mapping[str, float],
+    curves: pd.DataFrame,
+    outputs: VariantPaths,
+    model,
+) -> None:
+    """What the active run of a ``cv@<variant>`` stage holds once it has trained: the
+    summary as metrics, the mean curves as per-epoch series, the output files and the
+    ``params.yaml`` sections it read as artifacts, and the final model."""
+    mlflow.log_metrics(dict(metrics))
+    series = {f"epoch_{k}": curves[k].tolist() for k in curves.columns if k.endswith("_mean")}
+    log_series(client, run_id, series, int(time.time() * 1000))
+    for path in (outputs.metrics, outputs.folds, outputs.curves, outputs.learning_curves):
+        mlflow.log_artifact(str(path))
+    mlflow.log_dict(dict(settings), "params.json")
+    mlflow.keras.log_model(
+        model,
+        name="model",
+        signature=MODEL_SIGNATURE,
+        # Pinned from this environment: MLflow's own inference re-imports the
+        # model in a subprocess, which costs more than the rest of a short stage.
+        pip_requirements=model_requirements(),
+    )
 
 
 @contextlib.contextmanager

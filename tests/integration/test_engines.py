@@ -46,10 +46,7 @@ def test_engines_agree_within_noise_over_seeds():
     for seed in range(5):
         prepared = prepare(sonar.X, sonar.y, CVConfig(folds=3, seed=seed))
         for engine, acc in means.items():
-            folds, _ = engines.cross_validate(
-                engine, variant, sonar.X, sonar.y, prepared.splits, prepared.scalers,
-                prepared.full, seed,
-            )  # fmt: skip
+            folds = engines.cross_validate(engine, variant, sonar, prepared).folds
             acc.append(np.mean([f.test_metrics["accuracy"] for f in folds]))
     k, f = np.array(means["keras"]), np.array(means["fused"])
     se = np.sqrt(k.var(ddof=1) / len(k) + f.var(ddof=1) / len(f))

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sonarlab import comparison, stats
-from sonarlab.comparison import Fold
+from sonarlab.report_page import html_table, markdown_table
 
 
 def folds(accuracies, n_train=18, n_test=2, folds_per_repeat=5, seed=7):
-    return [
-        Fold(i // folds_per_repeat, i % folds_per_repeat, n_train, n_test, f"{seed}:{i}", a,
-             0.9, 0.4, 1.0)
-        for i, a in enumerate(accuracies)
-    ]  # fmt: skip
+    """A variant's per-split table (the columns of ``result_files.FOLDS``)."""
+    n = len(accuracies)
+    return pd.DataFrame(
+        {
+            "repeat": [i // folds_per_repeat for i in range(n)],
+            "fold": [i % folds_per_repeat for i in range(n)],
+            "n_train": n_train, "n_test": n_test,
+            "test_rows": [f"{seed}:{i}" for i in range(n)],
+            "accuracy": accuracies, "roc_auc": 0.9, "log_loss": 0.4,
+            "train_accuracy": 1.0, "seconds": 0.1,
+        }
+    )  # fmt: skip
 
 
 BASE = [0.80, 0.85, 0.90, 0.75, 0.80, 0.85, 0.80, 0.90, 0.85, 0.80]
@@ -27,12 +35,12 @@ def test_compare_pairs_each_variant_with_the_baseline_split_by_split():
         "baseline",
     )  # fmt: skip
     base, better = rows
-    assert base.versus is None and (base.n_splits, base.repeats) == (10, 2)
+    assert base.versus is None and (base.summary.n_splits, base.summary.repeats) == (10, 2)
     expected = stats.corrected_paired_ttest(BETTER, BASE, n_train=18, n_test=2)
     assert better.versus == expected
     assert better.versus.mean == pytest.approx(0.07)
-    assert better.estimates["accuracy"] == stats.interval(BETTER, 18, 2)
-    assert better.gap == pytest.approx(1 - np.mean(BETTER))
+    assert better.summary.estimates["accuracy"] == stats.interval(BETTER, 18, 2)
+    assert better.summary.gap == pytest.approx(1 - np.mean(BETTER))
 
 
 def test_variants_scored_on_other_splits_are_refused():
@@ -64,15 +72,18 @@ def test_findings_say_where_the_tutorial_falls_and_what_the_test_says():
     assert "log loss +0.000 [+0.000, +0.000], Holm-adjusted p 1.000: not significant" in text
     # the tutorial's -2.52 pp is far from our +8 pp
     assert "[+8.00 pp, +8.00 pp], excludes it" in text
-    table = comparison.markdown_table(comparison.variants_table(rows, "baseline"))
-    assert table.splitlines()[0].startswith("| variant | accuracy mean (std) | 95% CI")
-    assert "| visible | 94.00% (1.41%) |" in table
-    html = comparison.html_table(comparison.tutorial_table(rows))
-    assert html.count("<tr>") == 3 and "<td>no</td>" in html
+    table = markdown_table(comparison.variants_table(rows, "baseline"))
+    header, rule, *body = [[c.strip() for c in line.strip("|").split("|")]
+                           for line in table.splitlines()]  # fmt: skip
+    assert header[:3] == ["variant", "accuracy mean (std)", "95% CI"]
+    assert set("".join(rule)) <= {"-", ":"} and len(rule) == len(header)
+    assert body[1][:2] == ["visible", "94.00% (1.41%)"]
+    html = html_table(comparison.tutorial_table(rows))
+    assert html.count("<tr") == 3 and "<td>no</td>" in html
 
 
 def test_html_cells_are_escaped():
-    html = comparison.html_table((["a<b"], [["x & y"]]))
+    html = html_table(pd.DataFrame([["x & y"]], columns=["a<b"]))
     assert "a&lt;b" in html and "x &amp; y" in html
 
 
@@ -92,14 +103,14 @@ def test_holm_adjusts_over_every_variant_and_the_null_result_is_worded_as_such()
     assert all(r.p_holm >= 0.05 for r in tested)  # noise only: nothing significant
     assert "No accuracy difference from baseline is significant at the 5% level" in text
     assert "Holm-adjusted over 3 comparisons" in text and "not ruled out" in text
-    paired = comparison.markdown_table(comparison.paired_table(rows, "baseline"))
+    paired = markdown_table(comparison.paired_table(rows, "baseline"))
     assert len(paired.splitlines()) == 2 + 3  # header, rule, one row per non-baseline variant
 
 
 def test_a_report_of_the_baseline_alone_has_nothing_to_pair():
     (row,) = comparison.compare({"baseline": folds(BASE)}, {"baseline": 1.0}, "baseline")
     assert row.versus is None and row.p_holm is None
-    assert comparison.paired_table([row], "baseline")[1] == []
+    assert comparison.paired_table([row], "baseline").empty
     assert not any("vs baseline" in s for s in comparison.findings([row], "baseline"))
 
 
@@ -120,5 +131,5 @@ def test_the_tutorial_is_compared_only_with_variants_made_with_its_settings():
     text = "\n".join(comparison.findings(rows, "baseline", unlike))
     assert "Not compared with the tutorial, as their settings differ: visible (model.input" in text
     assert "The tutorial's visible" not in text and "(baseline)" in text
-    _, body = comparison.tutorial_table(rows, unlike)
-    assert body[1][-1] == "no: model.input_dropout 0.5 (tutorial 0.2)" and body[0][-1] == "yes"
+    same = comparison.tutorial_table(rows, unlike)["same settings as the tutorial?"]
+    assert list(same) == ["yes", "no: model.input_dropout 0.5 (tutorial 0.2)"]

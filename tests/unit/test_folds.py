@@ -2,15 +2,15 @@ import numpy as np
 import pytest
 
 from sonarlab.config import ConfigError, CVConfig
+from sonarlab.files import FormatError
 from sonarlab.folds import (
     Scaler,
     assign_folds,
     fold_scalers,
-    folds_table,
     prepare,
     read_prepared,
-    scalers_document,
     splits,
+    write_prepared,
 )
 
 
@@ -66,15 +66,39 @@ def test_constant_band_gets_unit_scale_like_standardscaler():
     assert s.std[0] == 1.0 and s.std[2] == 1.0 and s.std[1] == pytest.approx(np.arange(6).std())
 
 
-def test_prepared_round_trips_through_its_files(tiny_data):
+def test_prepared_round_trips_through_its_files(tiny_data, tmp_path):
     X, y = tiny_data
     cv = CVConfig(folds=4, repeats=2, seed=5)
     prepared = prepare(X, y, cv)
-    back = read_prepared(folds_table(prepared), scalers_document(prepared))
-    assert back.protocol == (4, 2, 5)
+    write_prepared(prepared, tmp_path / "folds.csv", tmp_path / "scalers.json")
+    lines = (tmp_path / "folds.csv").read_text().splitlines()
+    assert lines[0] == "row,repeat,fold" and len(lines) == 1 + 2 * len(y)
+    assert lines[1] == f"0,0,{prepared.assignment[0, 0]}"
+    back = read_prepared(tmp_path / "folds.csv", tmp_path / "scalers.json")
+    assert back.protocol == (4, 2, 5) and back.seed == 5
+    assert [(s.repeat, s.fold) for s in back.splits] == [
+        (s.repeat, s.fold) for s in prepared.splits
+    ]
     np.testing.assert_array_equal(back.assignment, prepared.assignment)
     assert len(back.scalers) == 8
     for a, b in zip(back.scalers, prepared.scalers, strict=True):
         np.testing.assert_allclose(a.mean, b.mean)
         np.testing.assert_allclose(a.std, b.std)
     np.testing.assert_allclose(back.full.mean, X.astype(np.float64).mean(axis=0))
+
+
+def test_a_prepared_folds_file_with_a_missing_column_is_named(tiny_data, tmp_path):
+    X, y = tiny_data
+    write_prepared(prepare(X, y, CVConfig(folds=3)), tmp_path / "folds.csv", tmp_path / "s.json")
+    text = (tmp_path / "folds.csv").read_text().replace("row,repeat,fold", "row,repeat,fould")
+    (tmp_path / "folds.csv").write_text(text)
+    with pytest.raises(FormatError, match=r"folds.csv: no column 'fold'"):
+        read_prepared(tmp_path / "folds.csv", tmp_path / "s.json")
+
+
+def test_first_keeps_the_first_splits_and_their_scalers(tiny_data):
+    X, y = tiny_data
+    prepared = prepare(X, y, CVConfig(folds=3, repeats=2))
+    two = prepared.first(2)
+    assert [(s.repeat, s.fold) for s in two.splits] == [(0, 0), (0, 1)]
+    assert two.scalers == prepared.scalers[:2] and two.full is prepared.full

@@ -12,8 +12,7 @@ import pytest
 from sonarlab import predict
 from sonarlab.config import load_variant, read_params
 from sonarlab.folds import Scaler
-from sonarlab.model import build_model
-from sonarlab.train import predict_proba
+from sonarlab.model import build_model, predict_proba
 from tests.conftest import ROOT, sonar_csv_text, synthetic_sonar
 
 PARAMS = read_params(ROOT / "params.yaml")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from sonarlab import data, files
+from sonarlab import data
 from sonarlab.config import load_section, read_params
-from sonarlab.folds import folds_table, prepare, scalers_document
+from sonarlab.folds import prepare, write_prepared
 from sonarlab.paths import workspace_paths
 from sonarlab.stages._cli import main_without_arguments
 
@@ -24,8 +24,7 @@ def standardize() -> None:
     cv = load_section(read_params(paths.params), "cv")
     sonar = data.read_local(paths.raw_data)
     prepared = prepare(sonar.X, sonar.y, cv)
-    files.write_text(paths.folds, folds_table(prepared))
-    files.write_json(paths.scalers, scalers_document(prepared))
+    write_prepared(prepared, paths.folds, paths.scalers)
     log.info(
         "standardize: %d repeat(s) x %d folds over %d rows (seed %d)",
         cv.repeats,

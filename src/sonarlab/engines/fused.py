@@ -6,7 +6,7 @@ fold models and the final model become one stacked model whose weights carry a
 leading *member* axis, trained in one XLA-compiled TensorFlow program that runs
 many epochs per host call.
 
-What stays exactly as in ``train`` (the keras engine):
+What stays exactly as in the keras engine (``engines.keras``):
 
 - initial weights: each member's network is built by ``model.build_network`` after
   ``seed_everything(<the same seed the keras engine uses>)`` and its weights stacked;
@@ -38,32 +38,36 @@ import numpy as np
 import tensorflow as tf
 
 from sonarlab.config import VariantConfig
-from sonarlab.folds import Scaler, Split
-from sonarlab.model import build_network, make_learning_rate, steps_per_epoch
-from sonarlab.train import (
+from sonarlab.data import Sonar
+from sonarlab.folds import Prepared, Scaler
+from sonarlab.model import (
+    build_network,
+    make_learning_rate,
+    seed_everything,
+    steps_per_epoch,
+)
+from sonarlab.results import (
     CURVE_KEYS,
     EPS,
+    CVResult,
     FinalResult,
     FoldResult,
     binary_metrics,
-    derive_seed,
-    final_seed,
-    fold_seed,
-    seed_everything,
 )
+from sonarlab.seeds import Stream, final_seed, fold_seed, fused_streams_seed, stream_seed
 
 ALG = tf.random.Algorithm.THREEFRY
 # The random streams. A key is (seed, counter): the counter is the epoch (row orders)
-# or the global step (dropout masks); each draw's purpose (and layer) is folded into
-# the seed on the host, so no two draws share bits and the compiled program holds no
-# key-derivation ops (with TensorFlow's stateless_fold_in, compilation took ~1 s longer).
-_ORDER, _DROP_IN, _DROP_HIDDEN, _DROP_LSTM = 1, 2, 3, 4
+# or the global step (dropout masks); each draw's stream (and layer) is folded into
+# the seed on the host (``seeds.stream_seed``), so no two draws share bits and the
+# compiled program holds no key-derivation ops (with TensorFlow's stateless_fold_in,
+# compilation took ~1 s longer).
 Key = tuple[int, tf.Tensor]
 
 
-def _key(key: Key, *purpose: int) -> tf.Tensor:
+def _key(key: Key, stream: Stream, *path: int) -> tf.Tensor:
     seed, counter = key
-    return tf.stack([tf.constant(derive_seed(seed, *purpose), tf.int32), counter])
+    return tf.stack([tf.constant(stream_seed(seed, stream, *path), tf.int32), counter])
 
 
 @dataclass(frozen=True)
@@ -147,11 +151,11 @@ def forward(
     m = variant.model
     if m.kind == "mlp":
         if key is not None and m.input_dropout > 0:
-            x = _dropout(x, m.input_dropout, _key(key, _DROP_IN))
+            x = _dropout(x, m.input_dropout, _key(key, Stream.DROP_INPUT))
         for i in range(len(m.hidden)):
             x = tf.nn.relu(_dense(x, params[2 * i], params[2 * i + 1]))
             if key is not None and m.hidden_dropout > 0:
-                x = _dropout(x, m.hidden_dropout, _key(key, _DROP_HIDDEN, i))
+                x = _dropout(x, m.hidden_dropout, _key(key, Stream.DROP_HIDDEN, i))
         return _dense(x, params[-2], params[-1])[..., 0]
     return _lstm_forward(variant, params, x, key)
 
@@ -172,10 +176,10 @@ def _lstm_forward(variant, params, x, key):
     in_masks = rec_masks = None
     if key is not None and m.dropout > 0:
         ones = tf.ones([4, members, batch, m.features], x.dtype)
-        in_masks = tf.unstack(_dropout(ones, m.dropout, _key(key, _DROP_LSTM, 0)))
+        in_masks = tf.unstack(_dropout(ones, m.dropout, _key(key, Stream.DROP_LSTM, 0)))
     if key is not None and m.recurrent_dropout > 0:
         ones = tf.ones([4, members, batch, m.units], x.dtype)
-        rec_masks = tf.unstack(_dropout(ones, m.recurrent_dropout, _key(key, _DROP_LSTM, 1)))
+        rec_masks = tf.unstack(_dropout(ones, m.recurrent_dropout, _key(key, Stream.DROP_LSTM, 1)))
     # Keras lays the gates side by side in the kernels' last axis: [i | f | c | o].
     k4 = tf.reshape(kernel, [-1, m.features, 4, m.units])
     u4 = tf.reshape(recurrent, [-1, m.units, 4, m.units])
@@ -203,7 +207,9 @@ def epoch_order(seed: int, epoch: tf.Tensor, n_train: tf.Tensor, rows: int) -> t
     """Each member's row order for one epoch, (M, rows): a permutation of its real rows
     first, then the padding."""
     members = tf.shape(n_train)[0]
-    keys = tf.random.stateless_uniform([members, rows], seed=_key((seed, epoch), _ORDER), alg=ALG)
+    keys = tf.random.stateless_uniform(
+        [members, rows], seed=_key((seed, epoch), Stream.ORDER), alg=ALG
+    )
     real = tf.range(rows)[None, :] < n_train[:, None]
     return tf.argsort(tf.where(real, keys, 2.0), axis=1, stable=True)
 
@@ -335,25 +341,22 @@ def epochs_per_call(epochs: int, target: int = 25) -> int:
     return max(d for d in range(1, min(epochs, target) + 1) if epochs % d == 0)
 
 
-def cross_validate(
+def cross_validate_fused(
     variant: VariantConfig,
-    X: np.ndarray,
-    y: np.ndarray,
-    splits: list[Split],
-    scalers: list[Scaler],
-    full: Scaler,
-    seed: int,
+    sonar: Sonar,
+    prepared: Prepared,
     tick: Callable[[int], None] = lambda epoch: None,
-) -> tuple[list[FoldResult], FinalResult]:
-    """Every fold and the final model in one program; results shaped as ``train``'s."""
+) -> CVResult:
+    """Every split and the final model in one program; ``tick`` gets the epochs done."""
     t0 = time.perf_counter()
+    X, y, splits, seed = sonar.X, sonar.y, prepared.splits, prepared.seed
     all_rows = np.arange(len(y))
-    members = [(s.train, s.test, sc) for s, sc in zip(splits, scalers, strict=True)]
-    members.append((all_rows, all_rows[:0], full))
+    members = [(s.train, s.test, sc) for s, sc in zip(splits, prepared.scalers, strict=True)]
+    members.append((all_rows, all_rows[:0], prepared.full))
     data = stack(X, y, members, variant.batch_size)
     seeds = [fold_seed(seed, s.repeat, s.fold) for s in splits] + [final_seed(seed)]
     params = initial_weights(variant, seeds, [sc for *_, sc in members])
-    trainer = FusedTrainer(variant, data, derive_seed(seed, 3), epochs_per_call(variant.epochs))
+    trainer = FusedTrainer(variant, data, fused_streams_seed(seed), epochs_per_call(variant.epochs))
     params, curves = trainer.run(params, tick)
 
     p_train = trainer.probabilities(params, data.x_train)
@@ -374,7 +377,7 @@ def cross_validate(
             )
         )
     # An inference model: compiling it would save an optimizer that never trained it.
-    final_model = build_network(variant, full)
+    final_model = build_network(variant, prepared.full)
     for var, value in zip(final_model.trainable_weights, params, strict=True):
         var.assign(value[-1])
     final_curves = _curves(curves[:, -1])
@@ -384,7 +387,7 @@ def cross_validate(
         train_metrics=binary_metrics(y, p_train[-1, : len(y)]),
         seconds=seconds / len(members),
     )
-    return folds, final
+    return CVResult(folds, final)
 
 
 def _curves(per_epoch: np.ndarray) -> dict[str, list[float]]:

@@ -1,19 +1,16 @@
+"""The keras engine (a ``fit`` per fold) and the engine-neutral results it returns."""
+
 import math
 
 import numpy as np
 import pytest
 
 from sonarlab.config import ModelConfig, OptimizerConfig, VariantConfig
+from sonarlab.engines.keras import train_final, train_fold
 from sonarlab.folds import assign_folds, fold_scalers, splits
-from sonarlab.train import (
-    binary_metrics,
-    final_seed,
-    fold_seed,
-    mean_curves,
-    summarize,
-    train_final,
-    train_fold,
-)
+from sonarlab.model import predict_proba
+from sonarlab.results import binary_metrics, mean_curves, per_split, summarize_folds
+from sonarlab.seeds import final_seed, fold_seed
 
 
 def test_binary_metrics_by_hand():
@@ -76,7 +73,14 @@ def test_final_model_trains_on_all_rows(tiny_data):
     _, scaler = _first_fold(X, y)
     final = train_final(VARIANT, X, y, scaler, seed=1)
     assert len(final.curves["train_loss"]) == 4 and "test_loss" not in final.curves
-    assert 0.0 <= final.train_metrics["accuracy"] <= 1.0
+    # its training metrics are its own predictions on every row, in inference mode
+    p = predict_proba(final.model, X)
+    assert final.train_metrics == binary_metrics(y, p)
+    assert final.train_metrics["accuracy"] == np.mean((p > 0.5) == y)
+    # and it is the model of the final seed: the same seed gives the same weights
+    again = train_final(VARIANT, X, y, scaler, seed=1)
+    for a, b in zip(final.model.get_weights(), again.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_summarize_uses_population_std_like_the_tutorial(tiny_data):
@@ -85,10 +89,13 @@ def test_summarize_uses_population_std_like_the_tutorial(tiny_data):
     r = train_fold(VARIANT, X, y, split, scaler, seed=1)
     r2 = train_fold(VARIANT, X, y, split, scaler, seed=2)
     r.test_metrics["accuracy"], r2.test_metrics["accuracy"] = 0.8, 0.9
-    s = summarize([r, r2])
+    r.train_metrics["accuracy"], r2.train_metrics["accuracy"] = 1.0, 0.95
+    s = summarize_folds(per_split([r, r2])).metrics()
     assert s["accuracy_mean"] == pytest.approx(0.85)
     assert s["accuracy_std"] == pytest.approx(0.05)  # ddof=0
     assert s["n_folds"] == 2
+    assert s["train_accuracy_mean"] == pytest.approx(0.975)
+    assert s["overfit_gap_mean"] == pytest.approx(0.125)  # (0.2 + 0.05) / 2
     # the corrected interval: s² = 0.005, (1/2 + n_test/n_train) * s², t(0.975, 1 df)
     se = np.sqrt((1 / 2 + len(split.test) / len(split.train)) * 0.005)
     half = 12.706204736174698 * se
@@ -98,3 +105,4 @@ def test_summarize_uses_population_std_like_the_tutorial(tiny_data):
     np.testing.assert_allclose(
         m["train_loss_mean"], (np.array(r.curves["train_loss"]) + r2.curves["train_loss"]) / 2
     )
+    assert list(m.index) == [1, 2, 3, 4] and m.index.name == "epoch"

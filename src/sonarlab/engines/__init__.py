@@ -1,0 +1,63 @@
+"""The CV engines behind one call, ``cross_validate``.
+
+- ``keras`` (``engines.keras``): one Keras ``fit`` per fold, the reference path;
+- ``fused`` (``engines.fused``): every fold and the final model in one XLA program.
+
+The two are siblings over the engine-neutral layer (``results``, ``seeds``, ``model``):
+neither imports the other, and nothing outside this package imports either. An engine
+module loads TensorFlow, so each is imported only when it is asked for.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+
+from sonarlab.config import Engine, VariantConfig
+from sonarlab.data import Sonar
+from sonarlab.folds import Prepared
+from sonarlab.progress import Progress
+from sonarlab.results import CVResult, FoldResult
+
+ENGINES: tuple[str, ...] = typing.get_args(Engine)
+
+
+def cross_validate(
+    engine: Engine,
+    variant: VariantConfig,
+    sonar: Sonar,
+    prepared: Prepared,
+    progress: Progress | None = None,
+    on_fold: Callable[[FoldResult], None] = lambda result: None,
+) -> CVResult:
+    """Every split's result and the final model of ``variant`` on ``prepared``'s splits.
+
+    ``on_fold`` sees each fold as it is done (keras: one at a time; fused: all together
+    at the end). ``progress`` counts ``total_epochs``."""
+    epochs = variant.epochs
+    if engine == "fused":
+        from sonarlab.engines.fused import cross_validate_fused
+
+        def update(done: int) -> None:
+            if progress:
+                n = len(prepared.scalers)
+                progress.update(done, f"{n} folds + final model, epoch {done}/{epochs}")
+
+        result = cross_validate_fused(variant, sonar, prepared, tick=update)
+        for fold in result.folds:
+            on_fold(fold)
+        return result
+    if engine == "keras":
+        from sonarlab.engines.keras import cross_validate_per_fold
+
+        def tick(where: str) -> Callable[[int], None]:
+            return lambda e: progress and progress.advance(1, f"{where} epoch {e + 1}/{epochs}")
+
+        return cross_validate_per_fold(variant, sonar, prepared, on_fold, tick)
+    raise ValueError(f"unknown engine {engine!r}; one of {ENGINES}")  # validated in config
+
+
+def total_epochs(engine: Engine, variant: VariantConfig, n_splits: int) -> int:
+    """What ``progress`` counts to for ``cross_validate``: all models move together in the
+    fused engine; the keras engine trains the splits and the final model one by one."""
+    return variant.epochs if engine == "fused" else (n_splits + 1) * variant.epochs
