@@ -82,7 +82,9 @@ def parse_rows(text: str, labelled: bool | None = None) -> tuple[np.ndarray, lis
         numeric = cells.apply(pd.to_numeric, errors="coerce")
         row = int(np.flatnonzero(numeric.isna().to_numpy().any(axis=1))[0]) + 1
         raise DataError(f"row {row}: a band value is not a number") from None
-    X = table.iloc[:, :N_BANDS].to_numpy(np.float64)
+    # row-major, as a list of rows gives: NumPy sums a column in another order in a
+    # column-major array, which changes the last bit of a mean (the scalers)
+    X = np.ascontiguousarray(table.iloc[:, :N_BANDS].to_numpy(np.float64))
     labels = table[N_BANDS].str.strip().tolist() if labelled else []
     if not np.isfinite(X).all():
         raise DataError("NaN or infinite band values")

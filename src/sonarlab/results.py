@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,9 +17,6 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from sonarlab import stats
 from sonarlab.folds import Split
-
-if TYPE_CHECKING:
-    import keras
 
 EPS = 1e-7  # Keras clips probabilities to [EPS, 1 - EPS] in binary cross-entropy
 METRICS = ("accuracy", "roc_auc", "log_loss")  # held-out scores of every split
@@ -50,7 +47,7 @@ class FoldResult:
 
 @dataclass
 class FinalResult:
-    model: keras.Model  # raw 60-band rows in, P(mine) out
+    model: Any  # a keras.Model: raw 60-band rows in, P(mine) out
     curves: dict[str, list[float]]  # the training curves only: no rows are held out
     train_metrics: dict[str, float]
     seconds: float

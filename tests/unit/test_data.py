@@ -30,6 +30,17 @@ def test_real_copy_matches_the_pinned_fingerprint(shared_sonar):
     assert data.canonical_text(sonar).strip() == shared_sonar.read_text().strip()
 
 
+def test_parsed_values_are_python_floats_in_row_major_order():
+    """What the statistics are computed from: the same doubles as ``float()`` of each cell,
+    laid out row by row (a column-major copy sums columns in another order)."""
+    text = GOOD.replace(GOOD.split(",")[0], "0.1234567890123456", 1)
+    X, labels = data.parse_rows(text)
+    expected = [[float(c) for c in line.split(",")[:60]] for line in text.splitlines()]
+    assert X.tolist() == expected and X.flags.c_contiguous
+    assert labels == [line.rsplit(",", 1)[1] for line in text.splitlines()]
+    assert data.parse(text).X.flags.c_contiguous
+
+
 def test_line_endings_do_not_change_the_fingerprint(shared_sonar):
     crlf = shared_sonar.read_text().replace("\n", "\r\n").encode()
     assert data.fingerprint(data.load(crlf)) == data.FINGERPRINT

@@ -88,7 +88,8 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def cv_parser() -> argparse.ArgumentParser:
+    """The CLI's arguments (``MLproject``'s ``cv`` entry point passes the same, typed alike)."""
     parser = argparse.ArgumentParser(
         prog="python -m sonarlab.stages.cv",
         description=__doc__,
@@ -107,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         "--epochs", type=int, default=0, help="override the variant's epochs (0: keep params.yaml)"
     )
     parser.add_argument("--folds", type=int, default=0, help="override cv.folds (0: keep)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = cv_parser().parse_args(argv)
     overrides = list(args.overrides)
     if args.epochs:
         overrides.append(f"variants.{args.variant}.epochs={args.epochs}")
