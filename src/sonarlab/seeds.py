@@ -21,13 +21,16 @@ SEED_LIMIT = 2**31 - 1  # TensorFlow and Keras take seeds below this
 class Purpose(IntEnum):
     """What a seed derived from ``cv.seed`` is for."""
 
-    FOLD = 1  # a fold model's initial weights, batch orders and dropout masks (keras engine)
+    FOLD = 1  # a fold model's initial weights, batch orders and dropout masks
     FINAL = 2  # the final model's, trained on every row
-    FUSED_STREAMS = 3  # the fused engine's stateless random streams
+    # 3 was the fused engine's one seed for the streams of all its models at once;
+    # each model's streams now derive from its own seed (``stream_seed``).
+    REPLICATE = 4  # another training seed for the same split (a grid's replicates)
 
 
 class Stream(IntEnum):
-    """The fused engine's random streams, each keyed apart from the others."""
+    """A fused model's random streams, each keyed apart from the others by
+    ``stream_seed(<the model's seed>, stream, *path)``."""
 
     ORDER = 1  # the order of a member's training rows in an epoch
     DROP_INPUT = 2  # dropout on the inputs
@@ -40,7 +43,11 @@ def derive_seed(seed: int, *path: int) -> int:
     return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0] % SEED_LIMIT)
 
 
-def fold_seed(seed: int, repeat: int, fold: int) -> int:
+def fold_seed(seed: int, repeat: int, fold: int, replicate: int = 0) -> int:
+    """The seed of the model of one split; ``replicate`` > 0: another training seed for
+    the same split (replicate 0 is the pipeline's own model of that split)."""
+    if replicate:
+        return derive_seed(seed, Purpose.REPLICATE, repeat, fold, replicate)
     return derive_seed(seed, Purpose.FOLD, repeat, fold)
 
 
@@ -48,13 +55,9 @@ def final_seed(seed: int) -> int:
     return derive_seed(seed, Purpose.FINAL)
 
 
-def fused_streams_seed(seed: int) -> int:
-    return derive_seed(seed, Purpose.FUSED_STREAMS)
-
-
-def stream_seed(streams: int, stream: Stream, *path: int) -> int:
-    """The seed of one of the fused engine's streams, from ``fused_streams_seed``."""
-    return derive_seed(streams, stream, *path)
+def stream_seed(model_seed: int, stream: Stream, *path: int) -> int:
+    """The seed of one of a model's random streams, from that model's own seed."""
+    return derive_seed(model_seed, stream, *path)
 
 
 def split_shuffle_seed(seed: int, repeat: int) -> int:

@@ -1,51 +1,52 @@
-"""The fused CV engine: every fold of a variant (and its final model) trained at once.
+"""The fused engine: many models trained at once, in one XLA-compiled TensorFlow program.
 
 Per-fold Keras ``fit`` spends nearly all its time in per-step overhead: a batch of
-16 rows through a 60-60-30-1 network is a few thousand multiply-adds. Here the K
-fold models and the final model become one stacked model whose weights carry a
-leading *member* axis, trained in one XLA-compiled TensorFlow program that runs
-many epochs per host call.
+16 rows through a 60-60-30-1 network is a few thousand multiply-adds. Here the
+*members* (``members.Member``: the fold models and the final model of a variant, or
+every split of every trial of a grid) become one stacked model whose weights carry a
+leading member axis, trained by one compiled program that runs many epochs per host
+call. Members whose networks have the same shape share a program; everything else is
+a per-member value: learning rate, momentum, the schedule's constants, dropout rates,
+MaxNorm, the training rows, the standardization and the seed.
 
 What stays exactly as in the keras engine (``engines.keras``):
 
 - initial weights: each member's network is built by ``model.build_network`` after
-  ``seed_everything(<the same seed the keras engine uses>)`` and its weights stacked;
-  the final model is a Keras model again, with the trained weights assigned;
+  ``seed_everything(member.seed)`` and its weights stacked; a final model is a Keras
+  model again, with the trained weights assigned;
 - the update: per member, mini-batches of ``batch_size`` rows in a fresh order every
   epoch, the last short batch kept and averaged over its real rows only (padding is
   masked, never counted); binary cross-entropy on the logits as Keras computes it;
-  SGD with momentum as Keras 3 applies it (m = momentum*m - lr*g; w += m), then the
-  kernel constraint (Keras' ``MaxNorm``, over the stacked kernel's input axis); the
-  learning rate from the same Keras schedule object, at each member's own update
-  count; a member with no rows left in a step makes no update at all;
+  SGD with momentum as Keras 3 applies it (m = momentum*m - lr*g; w += m), then
+  Keras' ``MaxNorm`` over each kernel's input axis; the learning rate by Keras'
+  schedule formulas at each member's own update count; a member with no rows left in
+  a step makes no update at all;
 - losses are summed over members, so each member's gradient is exactly its own.
 
-What differs: the random streams. Batch orders and dropout masks come from
-TensorFlow's stateless ThreeFry generator (ThreeFry was 3x faster than Philox for
-dropout masks under XLA on CPU), keyed by the seed, the epoch and the step, so
-results are deterministic but not bit-identical to the keras engine's; with
-identical orders and no dropout the two agree to float32 round-off (tested).
+What differs: the random streams. Batch orders and dropout masks come from a
+counter-based generator (Threefry-2x32, 20 rounds; Salmon et al. 2011) keyed per
+member: by a seed derived from the member's own seed for each stream
+(``seeds.stream_seed``), the epoch, the step and the element. A member's numbers
+therefore depend on the member alone, not on its neighbours in the stack, its
+position, or how members were grouped into programs (tested bit for bit). They are
+deterministic but not the keras engine's; with identical orders and no dropout the
+two agree to float32 round-off (tested).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from sonarlab.config import VariantConfig
 from sonarlab.data import Sonar
 from sonarlab.folds import Prepared, Scaler
-from sonarlab.model import (
-    build_network,
-    make_learning_rate,
-    seed_everything,
-    steps_per_epoch,
-)
+from sonarlab.members import Member, Outcome
+from sonarlab.model import build_network, seed_everything, steps_per_epoch
 from sonarlab.results import (
     CURVE_KEYS,
     EPS,
@@ -54,20 +55,66 @@ from sonarlab.results import (
     FoldResult,
     binary_metrics,
 )
-from sonarlab.seeds import Stream, final_seed, fold_seed, fused_streams_seed, stream_seed
+from sonarlab.seeds import Stream, final_seed, fold_seed, stream_seed
 
-ALG = tf.random.Algorithm.THREEFRY
-# The random streams. A key is (seed, counter): the counter is the epoch (row orders)
-# or the global step (dropout masks); each draw's stream (and layer) is folded into
-# the seed on the host (``seeds.stream_seed``), so no two draws share bits and the
-# compiled program holds no key-derivation ops (with TensorFlow's stateless_fold_in,
-# compilation took ~1 s longer).
-Key = tuple[int, tf.Tensor]
+Tick = Callable[[int], None]  # called with the number of epochs done
 
 
-def _key(key: Key, stream: Stream, *path: int) -> tf.Tensor:
-    seed, counter = key
-    return tf.stack([tf.constant(stream_seed(seed, stream, *path), tf.int32), counter])
+# --- the random streams --------------------------------------------------------------
+
+_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
+_PARITY = 0x1BD11BDA
+
+
+def threefry2x32(k0, k1, x0, x1, rounds: int = 20):
+    """Threefry-2x32 of counter (x0, x1) under key (k0, k1); uint32 tensors, broadcast.
+
+    The generator of Random123 (Salmon et al., SC 2011), in TensorFlow ops so that XLA
+    compiles it over a whole tensor of per-member keys at once."""
+
+    def rotl(x, r):
+        return tf.bitwise.bitwise_or(
+            tf.bitwise.left_shift(x, tf.constant(r, tf.uint32)),
+            tf.bitwise.right_shift(x, tf.constant(32 - r, tf.uint32)),
+        )
+
+    ks = (k0, k1, tf.bitwise.bitwise_xor(tf.bitwise.bitwise_xor(k0, k1), _PARITY))
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for r in range(rounds):
+        x0 = x0 + x1
+        x1 = tf.bitwise.bitwise_xor(rotl(x1, _ROTATIONS[r % 8]), x0)
+        if r % 4 == 3:
+            s = r // 4 + 1
+            x0 = x0 + ks[s % 3]
+            x1 = x1 + ks[(s + 1) % 3] + tf.constant(s, tf.uint32)
+    return x0, x1
+
+
+def uniform(keys: tf.Tensor, epoch: tf.Tensor, step: tf.Tensor, shape) -> tf.Tensor:
+    """Uniform floats in [0, 1) of ``shape`` (members first): element i of member m is
+    drawn from key (keys[m], epoch) and counter (i, step), so it depends on nothing else."""
+    n = int(np.prod(shape[1:]))
+    index = tf.reshape(tf.cast(tf.range(n), tf.uint32), [1, *shape[1:]])
+    k0 = tf.reshape(keys, [-1] + [1] * (len(shape) - 1))
+    bits, _ = threefry2x32(k0, tf.cast(epoch, tf.uint32), index, tf.cast(step, tf.uint32))
+    return tf.cast(tf.bitwise.right_shift(bits, tf.constant(8, tf.uint32)), tf.float32) * (
+        1.0 / (1 << 24)
+    )
+
+
+# --- what a program is made of --------------------------------------------------------
+
+
+def program_key(variant: VariantConfig) -> tuple:
+    """What must be equal for members to share a program: the network's shape, the batch
+    size, the number of epochs, the schedule's kind, and which optional parts the network
+    has (each dropout, MaxNorm). Everything else is a per-member value."""
+    m = variant.model
+    if m.kind == "mlp":
+        shape = ("mlp", m.hidden, m.input_dropout > 0, m.hidden_dropout > 0, m.max_norm is not None)
+    else:
+        shape = ("lstm", m.units, m.timesteps, m.features, m.dropout > 0, m.recurrent_dropout > 0)
+    return (shape, variant.batch_size, variant.epochs, variant.schedule.kind)
 
 
 @dataclass(frozen=True)
@@ -81,105 +128,163 @@ class Stacked:
     x_train: np.ndarray  # (M, steps * batch_size, 60) float32
     y_train: np.ndarray  # (M, steps * batch_size) float32
     n_train: np.ndarray  # (M,) int32
-    x_test: np.ndarray  # (M, T, 60), T = the largest held-out part (at least 1)
+    x_test: np.ndarray  # (M, T, 60): T, the largest held-out part in whole batches
     y_test: np.ndarray  # (M, T)
-    n_test: np.ndarray  # (M,) int32: 0 for the final model
-    steps: int  # updates per epoch for the member with the most rows
+    n_test: np.ndarray  # (M,) int32: 0 for a final model
 
 
-def stack(
-    X: np.ndarray,
-    y: np.ndarray,
-    members: list[tuple[np.ndarray, np.ndarray, Scaler]],
-    batch_size: int,
-) -> Stacked:
-    """Stack ``(train rows, test rows, scaler)`` members into padded arrays."""
-    n_train = np.array([len(tr) for tr, _, _ in members], dtype=np.int32)
-    n_test = np.array([len(te) for _, te, _ in members], dtype=np.int32)
-    steps = steps_per_epoch(int(n_train.max()), batch_size)
-    rows, cols = steps * batch_size, max(1, int(n_test.max()))
-    m = len(members)
-    x_train = np.zeros((m, rows, X.shape[1]), np.float32)
-    y_train = np.zeros((m, rows), np.float32)
-    x_test = np.zeros((m, cols, X.shape[1]), np.float32)
-    y_test = np.zeros((m, cols), np.float32)
-    for i, (tr, te, scaler) in enumerate(members):
-        x_train[i, : len(tr)] = (X[tr] - scaler.mean) / scaler.std
-        y_train[i, : len(tr)] = y[tr]
-        x_test[i, : len(te)] = (X[te] - scaler.mean) / scaler.std
-        y_test[i, : len(te)] = y[te]
-    return Stacked(x_train, y_train, n_train, x_test, y_test, n_test, steps)
+def stack(X: np.ndarray, y: np.ndarray, members: Sequence[Member], batch_size: int) -> Stacked:
+    n_train = np.array([len(m.train) for m in members], dtype=np.int32)
+    n_test = np.array([len(m.test) for m in members], dtype=np.int32)
+    rows = steps_per_epoch(int(n_train.max()), batch_size) * batch_size
+    # held-out rows padded to whole batches too: see ``Program.infer``
+    cols = steps_per_epoch(max(1, int(n_test.max())), batch_size) * batch_size
+    k = len(members)
+    x_train = np.zeros((k, rows, X.shape[1]), np.float32)
+    y_train = np.zeros((k, rows), np.float32)
+    x_test = np.zeros((k, cols, X.shape[1]), np.float32)
+    y_test = np.zeros((k, cols), np.float32)
+    for i, m in enumerate(members):
+        x_train[i, : len(m.train)] = (X[m.train] - m.scaler.mean) / m.scaler.std
+        y_train[i, : len(m.train)] = y[m.train]
+        x_test[i, : len(m.test)] = (X[m.test] - m.scaler.mean) / m.scaler.std
+        y_test[i, : len(m.test)] = y[m.test]
+    return Stacked(x_train, y_train, n_train, x_test, y_test, n_test)
 
 
-def initial_weights(variant: VariantConfig, member_seeds: list[int], scalers):
+def hyperparameters(members: Sequence[Member]) -> dict[str, np.ndarray]:
+    """Every per-member value of a program, one array each (float32 unless said)."""
+    f32 = lambda values: np.array(values, dtype=np.float32)  # noqa: E731
+    v = [m.variant for m in members]
+    lr0 = [x.optimizer.learning_rate for x in v]
+    out = {
+        "learning_rate": f32(lr0),
+        "momentum": f32([x.optimizer.momentum for x in v]),
+        # the schedules' constants; time decay's default, lr0 / epochs, as the config says
+        "decay": f32([_decay(x) for x in v]),
+        "drop": f32([x.schedule.drop for x in v]),
+        "every": f32([x.schedule.every for x in v]),
+        "updates_per_epoch": np.array(
+            [steps_per_epoch(len(m.train), m.variant.batch_size) for m in members], np.int32
+        ),
+    }
+    if v[0].model.kind == "mlp":
+        out["input_dropout"] = f32([x.model.input_dropout for x in v])
+        out["hidden_dropout"] = f32([x.model.hidden_dropout for x in v])
+        out["max_norm"] = f32([x.model.max_norm or 0.0 for x in v])
+    else:
+        out["dropout"] = f32([x.model.dropout for x in v])
+        out["recurrent_dropout"] = f32([x.model.recurrent_dropout for x in v])
+    return out
+
+
+def _decay(variant: VariantConfig) -> float:
+    decay = variant.schedule.decay
+    return decay if decay is not None else variant.optimizer.learning_rate / variant.epochs
+
+
+def stream_keys(members: Sequence[Member], template: VariantConfig) -> dict[str, np.ndarray]:
+    """Each member's key for each of its streams (uint32), from the member's own seed."""
+    paths = {"order": (Stream.ORDER,)}
+    m = template.model
+    if m.kind == "mlp":
+        paths["drop_input"] = (Stream.DROP_INPUT,)
+        paths.update({f"drop_hidden_{i}": (Stream.DROP_HIDDEN, i) for i in range(len(m.hidden))})
+    else:
+        paths["drop_lstm_input"] = (Stream.DROP_LSTM, 0)
+        paths["drop_lstm_recurrent"] = (Stream.DROP_LSTM, 1)
+    return {
+        name: np.array([stream_seed(mb.seed, *path) for mb in members], dtype=np.uint32)
+        for name, path in paths.items()
+    }
+
+
+def initial_weights(members: Sequence[Member]) -> list[np.ndarray]:
     """Each member's Keras-initialized trainable weights, stacked on a leading axis."""
     per_member = []
-    for seed, scaler in zip(member_seeds, scalers, strict=True):
-        seed_everything(seed)
-        network = build_network(variant, scaler)  # what build_model compiles: same weights
+    for m in members:
+        seed_everything(m.seed)
+        network = build_network(m.variant, m.scaler)  # what build_model compiles: same weights
         per_member.append([w.numpy() for w in network.trainable_weights])
     return [np.stack(ws) for ws in zip(*per_member, strict=True)]
 
 
-def kernel_constraints(variant: VariantConfig) -> list[keras.constraints.Constraint | None]:
-    """The constraint of each trainable weight, as ``build_model`` sets it, for stacked weights."""
-    m = variant.model
-    if m.kind == "mlp":
-        hidden = keras.constraints.MaxNorm(m.max_norm, axis=1) if m.max_norm else None
-        per_layer = [[hidden, None] for _ in m.hidden]
-        return [c for layer in per_layer for c in layer] + [None, None]
-    return [None] * 5  # LSTM kernel, recurrent kernel, bias; head kernel, bias
+# --- the network, stacked --------------------------------------------------------------
 
 
-def _dropout(x: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
-    """Inverted dropout as Keras does it: keep with probability 1 - rate, scale by 1/(1 - rate)."""
-    keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, alg=ALG) >= rate
-    return tf.where(keep, x / (1.0 - rate), tf.zeros_like(x))
+def _per_member(v: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """A (M,) vector shaped to broadcast against ``like`` (members first)."""
+    return tf.reshape(v, tf.concat([[-1], tf.ones([tf.rank(like) - 1], tf.int32)], axis=0))
+
+
+def _dropout(x: tf.Tensor, rate: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+    """Inverted dropout as Keras does it: keep with probability 1 - rate, scale by
+    1/(1 - rate); ``rate`` per member, ``u`` uniform draws shaped as ``x``."""
+    rate = _per_member(rate, x)
+    return tf.where(u >= rate, x / (1.0 - rate), tf.zeros_like(x))
 
 
 def _dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return tf.einsum("mbi,mio->mbo", x, w) + b[:, None, :]
 
 
+@dataclass(frozen=True)
+class Noise:
+    """What turns dropout on in a forward pass: per-member keys, the epoch and the step."""
+
+    keys: dict[str, tf.Tensor]
+    epoch: tf.Tensor
+    step: tf.Tensor
+
+    def uniform(self, stream: str, shape) -> tf.Tensor:
+        return uniform(self.keys[stream], self.epoch, self.step, shape)
+
+
 def forward(
-    variant: VariantConfig, params: list[tf.Tensor], x: tf.Tensor, key: Key | None
+    template: VariantConfig,
+    params: list[tf.Tensor],
+    x: tf.Tensor,
+    hyper: dict[str, tf.Tensor],
+    noise: Noise | None,
 ) -> tf.Tensor:
-    """Logits (M, B) of every member for its rows ``x`` (M, B, 60).
+    """Logits (M, B) of every member for its rows ``x`` (M, B, 60); ``noise`` turns
+    dropout on, as in training; ``None`` is inference."""
+    m = template.model
+    if m.kind == "lstm":
+        return _lstm_forward(template, params, x, hyper, noise)
+    members, batch = x.shape[0], x.shape[1]
+    if noise is not None and m.input_dropout > 0:
+        u = noise.uniform("drop_input", [members, batch, x.shape[2]])
+        x = _dropout(x, hyper["input_dropout"], u)
+    for i, units in enumerate(m.hidden):
+        x = tf.nn.relu(_dense(x, params[2 * i], params[2 * i + 1]))
+        if noise is not None and m.hidden_dropout > 0:
+            u = noise.uniform(f"drop_hidden_{i}", [members, batch, units])
+            x = _dropout(x, hyper["hidden_dropout"], u)
+    return _dense(x, params[-2], params[-1])[..., 0]
 
-    ``key`` turns dropout on, as in training; ``None`` is inference.
-    """
-    m = variant.model
-    if m.kind == "mlp":
-        if key is not None and m.input_dropout > 0:
-            x = _dropout(x, m.input_dropout, _key(key, Stream.DROP_INPUT))
-        for i in range(len(m.hidden)):
-            x = tf.nn.relu(_dense(x, params[2 * i], params[2 * i + 1]))
-            if key is not None and m.hidden_dropout > 0:
-                x = _dropout(x, m.hidden_dropout, _key(key, Stream.DROP_HIDDEN, i))
-        return _dense(x, params[-2], params[-1])[..., 0]
-    return _lstm_forward(variant, params, x, key)
 
-
-def _lstm_forward(variant, params, x, key):
+def _lstm_forward(template, params, x, hyper, noise):
     """Keras 3's LSTM cell (gates i, f, c, o; sigmoid/tanh), stacked over members.
 
     With ``recurrent_dropout`` Keras uses its per-gate path: four input masks and four
     recurrent masks, each drawn once per batch and reused at every timestep.
     """
-    m = variant.model
+    m = template.model
     kernel, recurrent, bias, w_out, b_out = params
-    shape = tf.shape(x)
-    members, batch = shape[0], shape[1]
+    members, batch = x.shape[0], x.shape[1]
     seq = tf.reshape(x, [members, batch, m.timesteps, m.features])
     h = tf.zeros([members, batch, m.units], x.dtype)
     c = tf.zeros_like(h)
     in_masks = rec_masks = None
-    if key is not None and m.dropout > 0:
-        ones = tf.ones([4, members, batch, m.features], x.dtype)
-        in_masks = tf.unstack(_dropout(ones, m.dropout, _key(key, Stream.DROP_LSTM, 0)))
-    if key is not None and m.recurrent_dropout > 0:
-        ones = tf.ones([4, members, batch, m.units], x.dtype)
-        rec_masks = tf.unstack(_dropout(ones, m.recurrent_dropout, _key(key, Stream.DROP_LSTM, 1)))
+    if noise is not None and m.dropout > 0:
+        u = noise.uniform("drop_lstm_input", [members, 4, batch, m.features])
+        ones = tf.ones([members, 4, batch, m.features], x.dtype)
+        in_masks = tf.transpose(_dropout(ones, hyper["dropout"], u), [1, 0, 2, 3])
+    if noise is not None and m.recurrent_dropout > 0:
+        u = noise.uniform("drop_lstm_recurrent", [members, 4, batch, m.units])
+        ones = tf.ones([members, 4, batch, m.units], x.dtype)
+        rec_masks = tf.transpose(_dropout(ones, hyper["recurrent_dropout"], u), [1, 0, 2, 3])
     # Keras lays the gates side by side in the kernels' last axis: [i | f | c | o].
     k4 = tf.reshape(kernel, [-1, m.features, 4, m.units])
     u4 = tf.reshape(recurrent, [-1, m.units, 4, m.units])
@@ -187,13 +292,13 @@ def _lstm_forward(variant, params, x, key):
     # The input masks are the same at every timestep, so the input part of every gate
     # at every step is one contraction, outside the time loop: (T, M, gate, B, units).
     if in_masks is not None:
-        masked = tf.stack(in_masks)[:, :, :, None, :] * seq[None]  # (gate, M, B, T, F)
+        masked = in_masks[:, :, :, None, :] * seq[None]  # (gate, M, B, T, F)
         xz = tf.einsum("gmbtf,mfgu->tmgbu", masked, k4)
     else:
         xz = tf.einsum("mbtf,mfgu->tmgbu", seq, k4)
     for t in range(m.timesteps):
         if rec_masks is not None:
-            hz = tf.einsum("gmbu,mugv->mgbv", tf.stack(rec_masks) * h[None], u4)
+            hz = tf.einsum("gmbu,mugv->mgbv", rec_masks * h[None], u4)
         else:
             hz = tf.einsum("mbu,mugv->mgbv", h, u4)
         z = xz[t] + hz + b4
@@ -203,137 +308,179 @@ def _lstm_forward(variant, params, x, key):
     return _dense(h, w_out, b_out)[..., 0]
 
 
-def epoch_order(seed: int, epoch: tf.Tensor, n_train: tf.Tensor, rows: int) -> tf.Tensor:
+def epoch_order(key: tf.Tensor, epoch: tf.Tensor, n_train: tf.Tensor, rows: int) -> tf.Tensor:
     """Each member's row order for one epoch, (M, rows): a permutation of its real rows
-    first, then the padding."""
-    members = tf.shape(n_train)[0]
-    keys = tf.random.stateless_uniform(
-        [members, rows], seed=_key((seed, epoch), Stream.ORDER), alg=ALG
-    )
+    first, then the padding. ``key``: each member's order key."""
+    u = uniform(key, epoch, tf.constant(0), [key.shape[0], rows])
     real = tf.range(rows)[None, :] < n_train[:, None]
-    return tf.argsort(tf.where(real, keys, 2.0), axis=1, stable=True)
+    return tf.argsort(tf.where(real, u, 2.0), axis=1, stable=True)
 
 
-class FusedTrainer:
-    """Builds and runs the compiled program for one variant and one stacked problem."""
+def learning_rate(kind: str, hyper: dict[str, tf.Tensor], iters: tf.Tensor) -> tf.Tensor:
+    """Each member's learning rate at its own update count ``iters``, by the formulas of
+    Keras' schedules: ``time`` InverseTimeDecay(lr0, 1, decay), ``step`` a staircase
+    ExponentialDecay(lr0, every, drop) counted in the member's own epochs."""
+    lr0 = hyper["learning_rate"]
+    if kind == "constant":
+        return lr0
+    if kind == "time":
+        return lr0 / (1.0 + hyper["decay"] * tf.cast(iters, tf.float32))
+    epochs = tf.cast(iters // hyper["updates_per_epoch"], tf.float32)
+    return lr0 * tf.pow(hyper["drop"], tf.floor(epochs / hyper["every"]))
 
-    def __init__(self, variant: VariantConfig, data: Stacked, seed: int, chunk: int):
-        self.variant, self.data, self.seed, self.chunk = variant, data, seed, chunk
-        self.constraints = kernel_constraints(variant)
-        # One Keras schedule object, evaluated at each member's own update count. A step
-        # schedule counts epochs, and members may differ in updates per epoch (the final
-        # model sees every row), so it is evaluated at each member's own epoch:
-        # floor(t / (every * steps)) == floor(floor(t / steps) / every).
-        per_epoch = variant.schedule.kind == "step"
-        self.learning_rate = make_learning_rate(
-            variant.optimizer, variant.schedule, variant.epochs, 1 if per_epoch else data.steps
+
+def max_norm(w: tf.Tensor, limit: tf.Tensor) -> tf.Tensor:
+    """Keras' ``MaxNorm(limit, axis=0)`` of each member's kernel (members first)."""
+    norms = tf.sqrt(tf.reduce_sum(tf.square(w), axis=1, keepdims=True))
+    desired = tf.clip_by_value(norms, 0.0, _per_member(limit, w))
+    return w * (desired / (1e-7 + norms))
+
+
+# --- the program --------------------------------------------------------------------
+
+
+class Program:
+    """The compiled training program of one ``program_key``: data, per-member values and
+    keys are its arguments, so a program compiled once serves every set of members of
+    its key and of the same stack shape."""
+
+    def __init__(self, template: VariantConfig, chunk: int):
+        self.template, self.chunk = template, chunk
+        self.kind = template.schedule.kind
+        m = template.model
+        # which trainable weights carry MaxNorm: the hidden kernels of an MLP
+        self.constrained = (
+            [i % 2 == 0 for i in range(2 * len(m.hidden))] + [False, False]
+            if m.kind == "mlp" and m.max_norm is not None
+            else None
         )
-        self.member_steps = -(-data.n_train // variant.batch_size) if per_epoch else None
-        self._train = tf.function(self._train_chunk, jit_compile=True, reduce_retracing=True)
+        # one compilation per stack shape: XLA compiles static shapes
+        self.train = tf.function(self._train_chunk, jit_compile=True)
 
-    def _lr(self, iters: tf.Tensor) -> tf.Tensor:
-        lr = self.learning_rate
-        if self.member_steps is not None:
-            iters = iters // tf.constant(self.member_steps, tf.int32)
-        if callable(lr):
-            return tf.cast(lr(iters), tf.float32)
-        return tf.fill(tf.shape(iters), tf.constant(lr, tf.float32))
-
-    def _step(self, params, moms, iters, xb, yb, valid, key):
+    def _step(self, params, moms, iters, xb, yb, valid, hyper, noise):
         with tf.GradientTape() as tape:
             tape.watch(params)
-            logits = forward(self.variant, params, xb, key)
+            logits = forward(self.template, params, xb, hyper, noise)
             per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=yb, logits=logits)
             count = tf.reduce_sum(valid, axis=1)
             member_loss = tf.reduce_sum(per_row * valid, axis=1) / tf.maximum(count, 1.0)
             total = tf.reduce_sum(member_loss)
         grads = tape.gradient(total, params)
         active = count > 0
-        lr = self._lr(iters)
-        momentum = tf.constant(self.variant.optimizer.momentum, tf.float32)
+        lr = learning_rate(self.kind, hyper, iters)
         new_params, new_moms = [], []
-        for p, m, g, constraint in zip(params, moms, grads, self.constraints, strict=True):
-            bshape = tf.concat([[-1], tf.ones([tf.rank(p) - 1], tf.int32)], axis=0)
-            m2 = m * momentum - g * tf.reshape(lr, bshape)
+        for i, (p, m, g) in enumerate(zip(params, moms, grads, strict=True)):
+            m2 = m * _per_member(hyper["momentum"], p) - g * _per_member(lr, p)
             p2 = p + m2
-            if constraint is not None:
-                p2 = constraint(p2)
-            on = tf.reshape(active, bshape)
+            if self.constrained and self.constrained[i]:
+                p2 = max_norm(p2, hyper["max_norm"])
+            on = _per_member(active, p)
             new_params.append(tf.where(on, p2, p))
             new_moms.append(tf.where(on, m2, m))
         correct = tf.cast((logits > 0) == (yb > 0.5), tf.float32) * valid
         stats = tf.stack([tf.reduce_sum(per_row * valid, 1), tf.reduce_sum(correct, 1)], 1)
         return new_params, new_moms, iters + tf.cast(active, tf.int32), stats
 
-    def _held_out(self, params):
-        d = self.data
-        logits = forward(self.variant, params, tf.constant(d.x_test), None)
-        p = tf.clip_by_value(tf.sigmoid(logits), EPS, 1 - EPS)
-        y = tf.constant(d.y_test)
-        valid = tf.cast(tf.range(d.x_test.shape[1])[None, :] < d.n_test[:, None], tf.float32)
-        n = tf.maximum(tf.cast(d.n_test, tf.float32), 1.0)
-        loss = -tf.reduce_sum(valid * (y * tf.math.log(p) + (1 - y) * tf.math.log(1 - p)), 1) / n
-        acc = tf.reduce_sum(valid * tf.cast((p > 0.5) == (y > 0.5), tf.float32), 1) / n
-        return loss, acc
+    def infer(self, params, x, hyper):
+        """P(mine) (M, R) of rows ``x`` (M, R, 60), R a multiple of the batch size, in
+        inference mode, one batch-sized block at a time: every product then has the
+        shape it has in training, whatever R is. (XLA rounds a product over more rows
+        differently, so a member's probabilities would depend on the padding that the
+        largest member of its stack sets.)"""
+        bs = self.template.batch_size
+        blocks = tf.reshape(x, [x.shape[0], x.shape[1] // bs, bs, x.shape[2]])
+        logits = tf.map_fn(
+            lambda xb: forward(self.template, params, xb, hyper, None),
+            tf.transpose(blocks, [1, 0, 2, 3]),
+        )  # (blocks, M, bs)
+        return tf.sigmoid(tf.reshape(tf.transpose(logits, [1, 0, 2]), [x.shape[0], -1]))
 
-    def _train_chunk(self, params, moms, iters, first_epoch):
-        d, bs = self.data, self.variant.batch_size
-        x_train, y_train = tf.constant(d.x_train), tf.constant(d.y_train)
-        n_train = tf.constant(d.n_train)
+    def _held_out(self, params, x_test, y_test, hyper):
+        """Per-row held-out loss and correctness (M, T): summed on the host over each
+        member's own rows, so that the padding of other members changes no sum."""
+        p = tf.clip_by_value(self.infer(params, x_test, hyper), EPS, 1 - EPS)
+        loss = -(y_test * tf.math.log(p) + (1 - y_test) * tf.math.log(1 - p))
+        return loss, tf.cast((p > 0.5) == (y_test > 0.5), tf.float32)
+
+    def _train_chunk(self, params, moms, iters, first_epoch, data, hyper, keys):
+        bs = self.template.batch_size
+        x_train, y_train, n_train, x_test, y_test = data
         n_float = tf.cast(n_train, tf.float32)
-        rows = d.x_train.shape[1]
-        members = d.x_train.shape[0]
+        members, rows = x_train.shape[0], x_train.shape[1]
+        steps = rows // bs
 
-        def epoch_body(e, params, moms, iters, curves):
+        def epoch_body(e, params, moms, iters, curves, held):
             epoch = first_epoch + e
-            order = epoch_order(self.seed, epoch, n_train, rows)
+            order = epoch_order(keys["order"], epoch, n_train, rows)
 
             def step_body(s, params, moms, iters, sums):
                 idx = tf.slice(order, [0, s * bs], [members, bs])
                 xb = tf.gather(x_train, idx, batch_dims=1)
                 yb = tf.gather(y_train, idx, batch_dims=1)
                 valid = tf.cast((s * bs + tf.range(bs))[None, :] < n_train[:, None], tf.float32)
-                key = (self.seed, epoch * d.steps + s)
-                params, moms, iters, stats = self._step(params, moms, iters, xb, yb, valid, key)
+                noise = Noise(keys, epoch, s)
+                params, moms, iters, stats = self._step(
+                    params, moms, iters, xb, yb, valid, hyper, noise
+                )
                 return s + 1, params, moms, iters, sums + stats
 
             _, params, moms, iters, sums = tf.while_loop(
-                lambda s, *_: s < d.steps,
+                lambda s, *_: s < steps,
                 step_body,
                 (tf.constant(0), params, moms, iters, tf.zeros([members, 2])),
             )
-            test_loss, test_acc = self._held_out(params)
-            row = tf.stack([sums[:, 0] / n_float, sums[:, 1] / n_float, test_loss, test_acc], 1)
+            loss, correct = self._held_out(params, x_test, y_test, hyper)
+            row = tf.stack([sums[:, 0] / n_float, sums[:, 1] / n_float], 1)
             curves = tf.tensor_scatter_nd_update(curves, [[e]], row[None])
-            return e + 1, params, moms, iters, curves
+            held = tf.tensor_scatter_nd_update(held, [[e]], tf.stack([loss, correct])[None])
+            return e + 1, params, moms, iters, curves, held
 
-        _, params, moms, iters, curves = tf.while_loop(
+        _, params, moms, iters, curves, held = tf.while_loop(
             lambda e, *_: e < self.chunk,
             epoch_body,
-            (tf.constant(0), params, moms, iters, tf.zeros([self.chunk, members, 4])),
-        )
-        return params, moms, iters, curves
+            (tf.constant(0), params, moms, iters, tf.zeros([self.chunk, members, 2]),
+             tf.zeros([self.chunk, 2, *x_test.shape[:2]])),
+        )  # fmt: skip
+        # P(mine) of every row with the weights reached, inference mode
+        p_train, p_test = (self.infer(params, x, hyper) for x in (x_train, x_test))
+        return params, moms, iters, curves, held, p_train, p_test
 
-    def run(self, params: list[np.ndarray], tick: Callable[[int], None]):
-        """Train from ``params`` for ``variant.epochs``; return the final weights and the
-        curves, shape (epochs, members, 4): train loss, train accuracy, held-out loss and
-        accuracy."""
+    def run(self, params, data: Stacked, hyper, keys, tick: Tick):
+        """Train from ``params``; return the final weights, the curves, shape (epochs,
+        members, 4): train loss, train accuracy, held-out loss and accuracy; and P(mine)
+        of the training and held-out rows (padded as ``data``) in inference mode."""
         params = [tf.constant(p) for p in params]
         moms = [tf.zeros_like(p) for p in params]
-        iters = tf.zeros([self.data.x_train.shape[0]], tf.int32)
+        iters = tf.zeros([data.x_train.shape[0]], tf.int32)
+        args = [tf.constant(a) for a in
+                (data.x_train, data.y_train, data.n_train, data.x_test, data.y_test)]  # fmt: skip
+        hyper = {k: tf.constant(v) for k, v in hyper.items()}
+        keys = {k: tf.constant(v) for k, v in keys.items()}
+        valid = np.arange(data.x_test.shape[1])[None, :] < data.n_test[:, None]
+        n_test = np.maximum(data.n_test, 1)[None, :]
         curves = []
-        for first in range(0, self.variant.epochs, self.chunk):
-            params, moms, iters, chunk_curves = self._train(params, moms, iters, tf.constant(first))
-            curves.append(chunk_curves.numpy())
+        for first in range(0, self.template.epochs, self.chunk):
+            params, moms, iters, train, held, p_train, p_test = self.train(
+                params, moms, iters, tf.constant(first), args, hyper, keys
+            )
+            held = held.numpy().astype(np.float64)
+            test = [np.where(valid, held[:, j], 0.0).sum(axis=2) / n_test for j in (0, 1)]
+            curves.append(np.concatenate([train.numpy(), np.stack(test, axis=2)], axis=2))
             tick(first + self.chunk)
-        return [p.numpy() for p in params], np.concatenate(curves)
+        weights = [p.numpy() for p in params]
+        return weights, np.concatenate(curves), p_train.numpy(), p_test.numpy()
 
-    def probabilities(self, params: list[np.ndarray], x: np.ndarray) -> np.ndarray:
-        """P(mine) per member and row, inference mode; ``x`` is (M, n, 60) standardized.
 
-        Eager: one call per shape does not repay an XLA compilation."""
-        logits = forward(self.variant, [tf.constant(p) for p in params], tf.constant(x), None)
-        return tf.sigmoid(logits).numpy()
+_PROGRAMS: dict[tuple, Program] = {}
+
+
+def program(template: VariantConfig) -> Program:
+    """The program of ``template``'s key, made once per process and kept: a worker that
+    trains many shards compiles each program (per stack shape) once."""
+    key = (program_key(template), epochs_per_call(template.epochs))
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = Program(template, epochs_per_call(template.epochs))
+    return _PROGRAMS[key]
 
 
 def epochs_per_call(epochs: int, target: int = 25) -> int:
@@ -341,53 +488,82 @@ def epochs_per_call(epochs: int, target: int = 25) -> int:
     return max(d for d in range(1, min(epochs, target) + 1) if epochs % d == 0)
 
 
+def train_members(
+    members: Sequence[Member], X: np.ndarray, y: np.ndarray, tick: Tick = lambda done: None
+) -> list[Outcome]:
+    """Train every member; members that share a ``program_key`` train together. The
+    outcomes come back in the members' order. ``tick`` counts epochs of the group that
+    is training (groups run one after another)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, m in enumerate(members):
+        groups.setdefault(program_key(m.variant), []).append(i)
+    out: list[Outcome | None] = [None] * len(members)
+    for index in groups.values():
+        group = [members[i] for i in index]
+        # XLA compiles the batched products of a one-member stack as plain products,
+        # which round differently (by 1 ulp): a lone member trains beside a copy of itself.
+        group = group * 2 if len(group) == 1 else group
+        prog = program(group[0].variant)
+        data = stack(X, y, group, group[0].variant.batch_size)
+        hyper = hyperparameters(group)
+        weights, curves, p_train, p_test = prog.run(
+            initial_weights(group), data, hyper, stream_keys(group, group[0].variant), tick
+        )
+        for j, (i, m) in enumerate(zip(index, group, strict=False)):
+            out[i] = Outcome(
+                weights=[w[j] for w in weights],
+                curves=curves[:, j],
+                p_train=p_train[j, : len(m.train)],
+                p_test=p_test[j, : len(m.test)],
+            )
+    return out
+
+
 def cross_validate_fused(
-    variant: VariantConfig,
-    sonar: Sonar,
-    prepared: Prepared,
-    tick: Callable[[int], None] = lambda epoch: None,
+    variant: VariantConfig, sonar: Sonar, prepared: Prepared, tick: Tick = lambda done: None
 ) -> CVResult:
     """Every split and the final model in one program; ``tick`` gets the epochs done."""
     t0 = time.perf_counter()
-    X, y, splits, seed = sonar.X, sonar.y, prepared.splits, prepared.seed
+    X, y, seed = sonar.X, sonar.y, prepared.seed
+    splits = prepared.splits
     all_rows = np.arange(len(y))
-    members = [(s.train, s.test, sc) for s, sc in zip(splits, prepared.scalers, strict=True)]
-    members.append((all_rows, all_rows[:0], prepared.full))
-    data = stack(X, y, members, variant.batch_size)
-    seeds = [fold_seed(seed, s.repeat, s.fold) for s in splits] + [final_seed(seed)]
-    params = initial_weights(variant, seeds, [sc for *_, sc in members])
-    trainer = FusedTrainer(variant, data, fused_streams_seed(seed), epochs_per_call(variant.epochs))
-    params, curves = trainer.run(params, tick)
-
-    p_train = trainer.probabilities(params, data.x_train)
-    p_test = trainer.probabilities(params, data.x_test)
+    members = [
+        Member(variant, s.train, s.test, sc, fold_seed(seed, s.repeat, s.fold))
+        for s, sc in zip(splits, prepared.scalers, strict=True)
+    ]
+    members.append(Member(variant, all_rows, all_rows[:0], prepared.full, final_seed(seed)))
+    outcomes = train_members(members, X, y, tick)
     seconds = time.perf_counter() - t0
-    folds = []
-    for i, split in enumerate(splits):
-        n_tr, n_te = int(data.n_train[i]), int(data.n_test[i])
-        folds.append(
-            FoldResult(
-                split=split,
-                curves=_curves(curves[:, i]),
-                y_test=y[split.test],
-                p_test=p_test[i, :n_te],
-                train_metrics=binary_metrics(data.y_train[i, :n_tr], p_train[i, :n_tr]),
-                test_metrics=binary_metrics(y[split.test], p_test[i, :n_te]),
-                seconds=seconds / len(members),  # one program trains all: an equal share
-            )
+    folds = [
+        FoldResult(
+            split=split,
+            curves=_curves(o.curves),
+            y_test=y[split.test],
+            p_test=o.p_test,
+            train_metrics=binary_metrics(y[split.train], o.p_train),
+            test_metrics=binary_metrics(y[split.test], o.p_test),
+            seconds=seconds / len(members),  # one program trains all: an equal share
         )
+        for split, o in zip(splits, outcomes, strict=False)
+    ]
+    final = outcomes[-1]
+    return CVResult(folds, final_result(variant, prepared.full, final, y, seconds / len(members)))
+
+
+def final_result(
+    variant: VariantConfig, scaler: Scaler, outcome: Outcome, y: np.ndarray, seconds: float
+) -> FinalResult:
     # An inference model: compiling it would save an optimizer that never trained it.
-    final_model = build_network(variant, prepared.full)
-    for var, value in zip(final_model.trainable_weights, params, strict=True):
-        var.assign(value[-1])
-    final_curves = _curves(curves[:, -1])
-    final = FinalResult(
-        model=final_model,
-        curves={k: final_curves[k] for k in ("train_loss", "train_accuracy")},
-        train_metrics=binary_metrics(y, p_train[-1, : len(y)]),
-        seconds=seconds / len(members),
+    model = build_network(variant, scaler)
+    for var, value in zip(model.trainable_weights, outcome.weights, strict=True):
+        var.assign(value)
+    curves = _curves(outcome.curves)
+    return FinalResult(
+        model=model,
+        curves={k: curves[k] for k in ("train_loss", "train_accuracy")},
+        train_metrics=binary_metrics(y, outcome.p_train),
+        seconds=seconds,
     )
-    return CVResult(folds, final)
 
 
 def _curves(per_epoch: np.ndarray) -> dict[str, list[float]]:

@@ -1,0 +1,34 @@
+"""The unit of work of an engine: a member is one model to train, with its own settings,
+rows, standardization and seed; a member's outcome is what training it gave.
+
+Engine-neutral and small: a cross-validation is 30 split members and a final member of
+one variant; a grid study is the same splits times every trial's variant and training
+seed. A member's result depends on the member alone, never on which other members an
+engine trains beside it (``engines.fused`` tests this bit for bit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sonarlab.config import VariantConfig
+from sonarlab.folds import Scaler
+
+
+@dataclass(frozen=True)
+class Member:
+    variant: VariantConfig
+    train: np.ndarray  # row indices it is trained on
+    test: np.ndarray  # row indices it is scored on (none for a final model)
+    scaler: Scaler  # fitted on its training rows only
+    seed: int  # its initial weights, and the root of each of its random streams
+
+
+@dataclass
+class Outcome:
+    weights: list[np.ndarray]  # trained, in Keras' ``trainable_weights`` order
+    curves: np.ndarray  # (epochs, 4): results.CURVE_KEYS per epoch
+    p_train: np.ndarray  # P(mine) of its training rows, final weights, inference mode
+    p_test: np.ndarray  # P(mine) of its held-out rows
