@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help env pipeline test lint format ui sweep bench agreement
+.PHONY: help env pipeline test lint format ui bench bench-grid agreement
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -40,8 +40,6 @@ format: env ## apply ruff's fixes and formatting
 ui: env ## the MLflow UI for the repo-root store, on http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-sweep: env ## dropout-rate sweep: 12 DVC experiments, 2 at a time, summary in reports/sweep/
-	python -m sonarlab.sweep run --jobs 2
 
 bench: env ## both CV engines on the same work, side by side (about 12 min; needs the data)
 	python benchmarks/engines.py speed

@@ -315,3 +315,30 @@ def comparison_metrics(rows: Sequence[VariantStats]) -> dict[str, float]:
                  f"{r.name}.delta_log_loss_p_value_holm": r.log_loss_p_holm}
             )  # fmt: skip
     return out
+
+
+def grid_sentence(name: str, variant: str, axes: Sequence[str], trials: pd.DataFrame) -> str:
+    """What a grid study shows, in one sentence with its intervals."""
+    acc = trials["accuracy_mean"]
+    low, high = trials.loc[acc.idxmin()], trials.loc[acc.idxmax()]
+    best = trials.loc[trials["log_loss_mean"].idxmin()]
+
+    def at(row) -> str:
+        return ", ".join(f"{a} {row[a]:g}" for a in axes)
+
+    def acc_ci(row) -> str:
+        return f"{pct(row['accuracy_mean'])} {ci(row['accuracy_ci_low'], row['accuracy_ci_high'])}"
+
+    overlap = high["accuracy_ci_low"] <= low["accuracy_ci_high"]
+    return (
+        f"Grid {name} ({len(trials)} trials of {variant}, varying {', '.join(axes)}): mean "
+        f"held-out accuracy ranges from {acc_ci(low)} ({at(low)}) to {acc_ci(high)} "
+        f"({at(high)}); the lowest log loss, {best['log_loss_mean']:.3f} "
+        f"[{best['log_loss_ci_low']:.3f}, {best['log_loss_ci_high']:.3f}], is at {at(best)}. "
+        + (
+            "The intervals of the lowest and the highest accuracy overlap: within this "
+            "grid, the data do not separate the settings by accuracy."
+            if overlap
+            else "The intervals of the lowest and the highest accuracy do not overlap."
+        )
+    )

@@ -75,7 +75,7 @@ def parse_rows(text: str, labelled: bool | None = None) -> tuple[np.ndarray, lis
             raise DataError(f"row {i}: {line.count(',') + 1} columns, expected {width}")
     body = "\n".join(lines)
     try:
-        # round_trip: the same correctly rounded floats as Python's float()
+        # pandas 3's parser rounds correctly: the same floats as Python's float()
         table = _read_table(body, {**dict.fromkeys(range(N_BANDS), np.float64), N_BANDS: str})
     except ValueError:
         cells = _read_table(body, str).iloc[:, :N_BANDS]
@@ -102,7 +102,6 @@ def _read_table(body: str, dtype) -> pd.DataFrame:
         header=None,
         dtype=dtype,
         skipinitialspace=True,
-        float_precision="round_trip",
     )
 
 

@@ -95,7 +95,7 @@ class CsvFormat:
             if name not in self.columns:
                 raise FormatError(f"{path}: unexpected column {name!r}")
         try:
-            table = pd.read_csv(path, dtype=dict(self.columns), float_precision="round_trip")
+            table = pd.read_csv(path, dtype=dict(self.columns))
         except (ValueError, pd.errors.ParserError) as exc:
             raise FormatError(f"{path}: {exc}") from None
         table = table[list(self.columns)]

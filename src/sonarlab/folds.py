@@ -12,6 +12,7 @@ This module writes and reads what ``standardize`` hands every variant:
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from sklearn.model_selection import StratifiedKFold
 from sonarlab import files
 from sonarlab.config import ConfigError, CVConfig
 from sonarlab.seeds import split_shuffle_seed
+
+log = logging.getLogger(__name__)
 
 # data/prepared/folds.csv: the fold that holds each row out, per repeat
 FOLDS = files.CsvFormat({"row": "int64", "repeat": "int64", "fold": "int64"})
@@ -146,6 +149,20 @@ def scalers_document(prepared: Prepared) -> dict:
         ],
         "full": prepared.full.to_json(),
     }
+
+
+def prepared_for(cv: CVConfig, sonar, folds_csv: Path, scalers_json: Path) -> Prepared:
+    """The splits ``standardize`` wrote, or new ones, made in memory, if ``cv`` asks for
+    other splits (a stage run outside DVC with overrides)."""
+    prepared = read_prepared(folds_csv, scalers_json)
+    if prepared.protocol != protocol(cv):
+        log.info(
+            "cv (folds, repeats, seed) %s differ from data/prepared's %s: making folds in memory",
+            protocol(cv),
+            prepared.protocol,
+        )
+        prepared = prepare(sonar.X, sonar.y, cv)
+    return prepared
 
 
 def read_prepared(folds_csv: Path, scalers_json: Path) -> Prepared:

@@ -32,3 +32,16 @@ class Outcome:
     curves: np.ndarray  # (epochs, 4): results.CURVE_KEYS per epoch
     p_train: np.ndarray  # P(mine) of its training rows, final weights, inference mode
     p_test: np.ndarray  # P(mine) of its held-out rows
+
+
+def shape_key(variant: VariantConfig) -> tuple:
+    """What must be equal for members to train in one program: the network's shape, the
+    batch size, the number of epochs, the schedule's kind, and which optional parts the
+    network has (each dropout, MaxNorm). Everything else is a per-member value."""
+    m = variant.model
+    if m.kind == "mlp":
+        parts = (m.input_dropout > 0, m.hidden_dropout > 0, m.max_norm is not None)
+        shape = ("mlp", m.hidden, *parts)
+    else:
+        shape = ("lstm", m.units, m.timesteps, m.features, m.dropout > 0, m.recurrent_dropout > 0)
+    return (shape, variant.batch_size, variant.epochs, variant.schedule.kind)

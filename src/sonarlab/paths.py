@@ -56,6 +56,10 @@ class Paths:
         """The outputs of ``cv@<variant>`` (as ``dvc.yaml`` lists them)."""
         return VariantPaths(self.results(variant))
 
+    def grid(self, name: str) -> GridPaths:
+        """The outputs of ``grid@<name>`` (as ``dvc.yaml`` lists them)."""
+        return GridPaths(self.root / "results" / "grid" / name)
+
     @property
     def reports(self) -> Path:
         return self.root / "reports"
@@ -84,6 +88,27 @@ class VariantPaths:
     @property
     def model(self) -> Path:
         return self.root / "model.keras"
+
+
+@dataclass(frozen=True)
+class GridPaths:
+    root: Path  # results/grid/<name>
+
+    @property
+    def trials(self) -> Path:
+        return self.root / "trials.csv"
+
+    @property
+    def splits(self) -> Path:
+        return self.root / "splits.csv"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def figure(self) -> Path:
+        return self.root / "grid.png"
 
 
 def workspace_paths() -> Paths:

@@ -47,7 +47,9 @@ HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).fro
 <p>{{ protocol }}</p>
 {% for heading, content in sections %}<h2>{{ heading }}</h2>
 {% if content is string %}{{ content }}{% else %}<ul>{% for s in content %}<li>{{ s }}</li>{% endfor %}</ul>{% endif %}
-{% endfor %}<h2>Figures</h2>
+{% endfor %}{% if grids %}<h2>Grid studies</h2>
+{% for sentence, src, name in grids %}<p>{{ sentence }}</p><figure><img alt="{{ name }}" src="{{ src }}"></figure>
+{% endfor %}{% endif %}<h2>Figures</h2>
 {% for src, caption in figures %}<figure><img alt="{{ caption }}" src="{{ src }}"><figcaption>{{ caption }}</figcaption></figure>
 {% endfor %}<h2>Learning curves per variant</h2>
 {% for src, name in curves %}<figure><img alt="{{ name }}" src="{{ src }}"></figure>
@@ -93,7 +95,14 @@ def html_table(table: pd.DataFrame) -> str:
     return f'<div class="table">{table.to_html(index=False, border=0, escape=True)}</div>'
 
 
-def markdown_page(rows: Sequence[VariantStats], baseline: str, names: list[str], unlike) -> str:
+def markdown_page(
+    rows: Sequence[VariantStats],
+    baseline: str,
+    names: list[str],
+    unlike,
+    grids: Sequence[tuple[str, str]] = (),
+) -> str:
+    """``grids``: (name, sentence) of each grid study, its figure in results/grid/."""
     parts = [f"# {TITLE}\n", protocol_sentence(rows) + "\n"]
     for heading, content in sections(rows, baseline, unlike):
         parts.append(f"## {heading}\n")
@@ -101,6 +110,10 @@ def markdown_page(rows: Sequence[VariantStats], baseline: str, names: list[str],
             parts.append(markdown_table(content))
         else:
             parts.append("\n".join(f"- {s}" for s in content) + "\n")
+    if grids:
+        parts.append("## Grid studies\n")
+        parts += [f"{sentence}\n\n![{name}](../results/grid/{name}/grid.png)\n"
+                  for name, sentence in grids]  # fmt: skip
     parts.append("## Figures\n")
     parts += [f"![{name}]({name})\n\n*{caption}*\n" for name, caption in FIGURES.items()]
     parts.append("## Learning curves per variant\n")
@@ -118,8 +131,10 @@ def html_page(
     figures: Mapping[str, Path],
     curves: Mapping[str, Path],
     unlike,
+    grids: Sequence[tuple[str, str, Path]] = (),
 ) -> str:
-    """The report as one HTML file: styles inline, figures as data: URIs."""
+    """The report as one HTML file: styles inline, figures as data: URIs. ``grids``:
+    (name, sentence, figure) of each grid study."""
     return HTML.render(
         title=TITLE,
         css=CSS,
@@ -131,6 +146,7 @@ def html_page(
         ],
         figures=[(_data_uri(figures[name]), caption) for name, caption in FIGURES.items()],
         curves=[(_data_uri(path), name) for name, path in curves.items()],
+        grids=[(sentence, _data_uri(path), name) for name, sentence, path in grids],
     )
 
 

@@ -5,7 +5,10 @@ report, each format declared once here and checked on every read.
 - ``results/<variant>/curves.csv`` (``CURVES``): per-epoch mean and std over splits;
 - ``results/<variant>/metrics.json``: ``results.SUMMARY_KEYS`` plus ``EXTRA_METRICS``;
 - ``reports/fold_accuracy.csv`` (``FOLD_ACCURACY``): every variant's held-out accuracy
-  per split, for ``dvc plots``.
+  per split, for ``dvc plots``;
+- ``results/grid/<name>/trials.csv`` (``trials_format``: one row per trial, its axis
+  values and ``results.SUMMARY_KEYS``), ``splits.csv`` (``GRID_SPLITS``: ``FOLDS`` per
+  trial) and ``metrics.json`` (``grid_metrics``: the best trial).
 
 A missing or extra column (or key) is a ``files.FormatError`` naming the file and it.
 """
@@ -18,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from sonarlab import files, plots
-from sonarlab.paths import VariantPaths
+from sonarlab.paths import GridPaths, VariantPaths
 from sonarlab.results import CURVE_KEYS, METRICS, SUMMARY_KEYS
 
 FOLDS = files.CsvFormat(
@@ -92,3 +95,33 @@ def write_variant(
     plots.save(plots.learning_curves(curves, title), out.learning_curves)
     with files.atomic_path(out.model) as tmp:
         model.save(tmp)
+
+
+GRID_SPLITS = files.CsvFormat({"trial": "int64", **FOLDS.columns})
+
+
+def trials_format(axes: list[str]) -> files.CsvFormat:
+    """``trials.csv`` of a grid with these axes (a missing value, MaxNorm none, is nan)."""
+    summary = {k: ("int64" if k == "n_folds" else "float64") for k in SUMMARY_KEYS}
+    return files.CsvFormat({"trial": "int64", **dict.fromkeys(axes, "float64"), **summary})
+
+
+def grid_metrics(best: Mapping, axes: list[str], n_trials: int) -> dict:
+    """The grid's DVC metrics: how many trials, and the best one with its intervals."""
+    keep = [f"{m}_{p}" for m in METRICS for p in ("mean", "ci_low", "ci_high")]
+    values = {a: (None if pd.isna(best[a]) else float(best[a])) for a in axes}
+    return {
+        "n_trials": n_trials,
+        "best": {"trial": int(best["trial"]), **values, **{k: float(best[k]) for k in keep}},
+    }
+
+
+def write_grid(
+    out: GridPaths, axes: list[str], trials: pd.DataFrame, splits: pd.DataFrame,
+    metrics: Mapping, figure,
+) -> None:  # fmt: skip
+    """Every output of ``grid@<name>``, each written atomically."""
+    trials_format(axes).write(out.trials, trials)
+    GRID_SPLITS.write(out.splits, splits)
+    files.write_json(out.metrics, dict(metrics))
+    plots.save(figure, out.figure)

@@ -17,6 +17,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from sonarlab import stats
 from sonarlab.folds import Split
+from sonarlab.members import Outcome
 
 EPS = 1e-7  # Keras clips probabilities to [EPS, 1 - EPS] in binary cross-entropy
 METRICS = ("accuracy", "roc_auc", "log_loss")  # held-out scores of every split
@@ -43,6 +44,24 @@ class FoldResult:
     train_metrics: dict[str, float]  # final weights, inference mode, training rows
     test_metrics: dict[str, float]
     seconds: float
+
+
+def curve_columns(per_epoch: np.ndarray) -> dict[str, list[float]]:
+    """Named curves from an (epochs, 4) array whose columns are in ``CURVE_KEYS`` order."""
+    return {k: per_epoch[:, j].astype(float).tolist() for j, k in enumerate(CURVE_KEYS)}
+
+
+def fold_result(split: Split, outcome: Outcome, y: np.ndarray, seconds: float) -> FoldResult:
+    """A split's result from the outcome of the member trained on it."""
+    return FoldResult(
+        split=split,
+        curves=curve_columns(outcome.curves),
+        y_test=y[split.test],
+        p_test=outcome.p_test,
+        train_metrics=binary_metrics(y[split.train], outcome.p_train),
+        test_metrics=binary_metrics(y[split.test], outcome.p_test),
+        seconds=seconds,
+    )
 
 
 @dataclass

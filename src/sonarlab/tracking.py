@@ -7,8 +7,8 @@ stage (see ``paths``). ``MLFLOW_TRACKING_URI`` overrides it.
 
 A ``cv@<variant>`` stage logs one parent run named after the variant (``stage_run``):
 the flattened config as params (``log_cv_config``), one nested run per fold
-(``log_fold``), then the summary, the mean per-epoch curves, the output files and the
-final model (``log_cv_result``).
+(``log_fold``), then the summary, the mean per-epoch curves and the final model
+(``log_cv_result``), and the output files (``log_outputs``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -29,15 +29,15 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import Metric, RunStatus
+from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
-from sonarlab.config import N_BANDS, CVConfig, VariantConfig, flatten
+from sonarlab.config import N_BANDS, CVConfig, GridConfig, VariantConfig, flatten
 from sonarlab.interrupts import Terminated
-from sonarlab.paths import VariantPaths
+from sonarlab.paths import GridPaths
 from sonarlab.results import FoldResult
 
 log = logging.getLogger(__name__)
@@ -272,17 +272,15 @@ def log_cv_result(
     settings: Mapping,
     metrics: Mapping[str, float],
     curves: pd.DataFrame,
-    outputs: VariantPaths,
     model,
 ) -> None:
-    """What the active run of a ``cv@<variant>`` stage holds once it has trained: the
-    summary as metrics, the mean curves as per-epoch series, the output files and the
-    ``params.yaml`` sections it read as artifacts, and the final model."""
+    """What the active run of a ``cv@<variant>`` stage keeps of its result, logged as soon
+    as training is done (before any output file is written, so that a failed write loses
+    none of it): the summary as metrics, the mean curves as per-epoch series, the
+    ``params.yaml`` sections it read, and the final model."""
     mlflow.log_metrics(dict(metrics))
     series = {f"epoch_{k}": curves[k].tolist() for k in curves.columns if k.endswith("_mean")}
     log_series(client, run_id, series, int(time.time() * 1000))
-    for path in (outputs.metrics, outputs.folds, outputs.curves, outputs.learning_curves):
-        mlflow.log_artifact(str(path))
     mlflow.log_dict(dict(settings), "params.json")
     mlflow.keras.log_model(
         model,
@@ -292,6 +290,52 @@ def log_cv_result(
         # model in a subprocess, which costs more than the rest of a short stage.
         pip_requirements=model_requirements(),
     )
+
+
+def log_outputs(paths: Sequence[Path]) -> None:
+    """A stage's output files, as artifacts of the active run."""
+    for path in paths:
+        mlflow.log_artifact(str(path))
+
+
+def log_grid_result(
+    client: MlflowClient,
+    parent: str,
+    experiment_id: str,
+    grid: GridConfig,
+    cv: CVConfig,
+    trials: pd.DataFrame,
+    metrics: Mapping,
+    outputs: GridPaths,
+) -> None:
+    """A grid's parent run (``grid@<name>``, active) gets the grid's axes and the best
+    trial as params and metrics, and its tables and figure as artifacts; every trial
+    becomes a child run whose params are every field of its variant (plus the grid's
+    axes, so MLflow's run comparison plots them) and whose metrics are its summary.
+    The per-split numbers stay in the artifact ``splits.csv``, not in runs."""
+    mlflow.log_params({"grid": grid.name, "variant": grid.variant,
+                       "axes": ",".join(grid.axis_names), **flatten(cv, "cv.")})  # fmt: skip
+    best = {f"best_{k}": v for k, v in metrics["best"].items() if isinstance(v, float)}
+    mlflow.log_metrics({"n_trials": metrics["n_trials"], **best})
+    log_outputs([outputs.trials, outputs.splits, outputs.metrics, outputs.figure])
+    now = int(time.time() * 1000)
+    by_index = {t.index: t for t in grid.trials}
+    for row in trials.to_dict("records"):
+        trial = by_index[int(row["trial"])]
+        run = client.create_run(
+            experiment_id,
+            run_name=f"{grid.name} #{trial.index}",
+            tags={"mlflow.parentRunId": parent, "sonarlab.grid": grid.name},
+        )
+        params = {"trial": trial.index, "seed": trial.replicate,
+                  **flatten(trial.variant, "variant."), **flatten(cv, "cv.")}  # fmt: skip
+        values = [Metric(k, float(row[k]), now, 0) for k in row if k not in trial.values]
+        client.log_batch(
+            run.info.run_id,
+            metrics=[m for m in values if m.key != "trial"],
+            params=[Param(k, str(v)) for k, v in params.items()],
+        )
+        client.set_terminated(run.info.run_id)
 
 
 @contextlib.contextmanager

@@ -20,15 +20,18 @@ from tests.integration.conftest import BIN, TINY, TINY_SPLITS, ran_stages
 pytestmark = pytest.mark.integration
 
 VARIANTS = ["baseline", "visible", "hidden", "lstm", "lr_decay"]
+GRIDS = ["input_dropout", "hidden_dropout"]
 
 
 def parent_runs(client: MlflowClient, experiment_id: str):
-    """The cv stages' top-level runs (not their folds, not the report's run), newest first."""
+    """The cv stages' top-level runs (not their folds, not the report's or a grid's run),
+    newest first."""
     runs = client.search_runs([experiment_id], max_results=1000)
     return [
         r
         for r in runs
-        if "mlflow.parentRunId" not in r.data.tags and r.data.tags.get("dvc.stage") != "report"
+        if "mlflow.parentRunId" not in r.data.tags
+        and r.data.tags.get("dvc.stage", "").startswith("cv@")
     ]
 
 
@@ -42,7 +45,8 @@ def test_repro_runs_every_stage_once_in_dependency_order(reproduced):
     project, out = reproduced
     ran = ran_stages(out)
     assert ran[:2] == ["fetch", "standardize"] and ran[-1] == "report"
-    assert sorted(ran[2:-1]) == sorted(f"cv@{v}" for v in VARIANTS)
+    assert sorted(ran[2:-1]) == sorted([*(f"cv@{v}" for v in VARIANTS),
+                                        *(f"grid@{g}" for g in GRIDS)])  # fmt: skip
     raw = project.root / "data" / "raw" / "sonar.csv"
     assert data.fingerprint(data.read_local(raw)) == data.FINGERPRINT
 
@@ -50,7 +54,8 @@ def test_repro_runs_every_stage_once_in_dependency_order(reproduced):
 def test_dag_and_metrics_show_every_variant(reproduced):
     project, _ = reproduced
     dag = project.dvc("dag").stdout
-    for stage in ["fetch", "standardize", "report", *(f"cv@{v}" for v in VARIANTS)]:
+    stages = ["fetch", "standardize", "report", *(f"cv@{v}" for v in VARIANTS)]
+    for stage in [*stages, *(f"grid@{g}" for g in GRIDS)]:
         assert stage in dag
     shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
     per_file = shown[""]["data"]
@@ -211,13 +216,13 @@ def test_second_repro_runs_nothing(reproduced):
     assert "Data and pipelines are up to date" in out.stdout
 
 
-def test_editing_one_variant_reruns_only_it_and_the_report(reproduced):
+def test_editing_one_variant_reruns_only_it_its_grid_and_the_report(reproduced):
     project, _ = reproduced
     params = project.params()
     params["variants"]["hidden"]["optimizer"]["learning_rate"] = 0.05
     project.write_params(params)
     out = project.dvc("repro")
-    assert ran_stages(out.stdout) == ["cv@hidden", "report"]
+    assert ran_stages(out.stdout) == ["cv@hidden", "grid@hidden_dropout", "report"]
 
 
 def test_same_seed_gives_identical_metrics(reproduced):

@@ -19,7 +19,7 @@ from sonarlab.config import (
 from sonarlab.data import Sonar
 from sonarlab.engines import fused
 from sonarlab.folds import Scaler, prepare
-from sonarlab.members import Member
+from sonarlab.members import Member, shape_key
 from sonarlab.model import build_model, predict_proba, seed_everything
 
 IDENTITY = Scaler(mean=np.zeros(60), std=np.ones(60))
@@ -173,9 +173,9 @@ def test_a_member_trains_the_same_alone_at_any_position_and_among_thirty(make, t
         for i, (s, sc) in enumerate(zip(prepared.splits, prepared.scalers, strict=True))
     ]
     final = Member(variant, np.arange(len(y)), np.arange(0), prepared.full, 7)
-    among = fused.train_members([*mem, final], X, y)  # 31 members, of unequal sizes
-    alone = fused.train_members([mem[4]], X, y)[0]
-    moved = fused.train_members([mem[9], final, mem[4]], X, y)[2]
+    among = fused.train_stacked([*mem, final], X, y)  # 31 members, of unequal sizes
+    alone = fused.train_stacked([mem[4]], X, y)[0]
+    moved = fused.train_stacked([mem[9], final, mem[4]], X, y)[2]
     assert same_outcome(among[4], alone)
     assert same_outcome(among[4], moved)
     assert not np.array_equal(among[4].curves, among[5].curves)  # members do differ
@@ -202,10 +202,10 @@ def test_k_configurations_in_one_program_equal_k_one_configuration_programs(make
         for m, o, s in zip(models, optimizers, schedules, strict=True)
     ]
     mem = [Member(v, split.train, split.test, scaler, 11) for v in variants]
-    together = fused.train_members(mem, X, y)
-    assert len({fused.program_key(v) for v in variants}) == 1  # one program for all three
+    together = fused.train_stacked(mem, X, y)
+    assert len({shape_key(v) for v in variants}) == 1  # one program for all three
     for m, outcome in zip(mem, together, strict=True):
-        assert same_outcome(outcome, fused.train_members([m], X, y)[0])
+        assert same_outcome(outcome, fused.train_stacked([m], X, y)[0])
     assert not np.array_equal(together[0].curves, together[1].curves)
 
 
@@ -214,11 +214,11 @@ def test_members_of_other_shapes_are_grouped_into_programs_not_refused(tiny_data
     prepared = prepare(X, y, CVConfig(folds=3, seed=4))
     split, scaler = prepared.splits[0], prepared.scalers[0]
     variants = [mlp(), mlp(hidden_dropout=0.2), dataclasses.replace(mlp(), batch_size=8), lstm()]
-    assert len({fused.program_key(v) for v in variants}) == 4
+    assert len({shape_key(v) for v in variants}) == 4
     mem = [Member(v, split.train, split.test, scaler, 5) for v in variants]
-    outcomes = fused.train_members(mem, X, y)
+    outcomes = fused.train_stacked(mem, X, y)
     for m, outcome in zip(mem, outcomes, strict=True):
-        assert same_outcome(outcome, fused.train_members([m], X, y)[0])
+        assert same_outcome(outcome, fused.train_stacked([m], X, y)[0])
 
 
 def test_dropout_is_random_in_training_and_off_in_inference(tiny_data):

@@ -75,11 +75,3 @@ def test_overfitting_has_one_panel_per_variant_and_a_legend(n):
     assert len(legends) == 1
     assert [t.get_text() for t in legends[0].get_texts()] == ["training rows", "held-out fold"]
     assert all(len(ax.get_lines()) == 2 for ax in fig.axes if ax.get_title())
-
-
-def test_sweep_with_an_empty_line():
-    series = {"a": [(0.0, 0.8, 0.7, 0.9), (0.5, 0.75, 0.6, 0.9)], "b": []}
-    fig = plots.sweep(series, "t")
-    (ax,) = fig.axes
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a"]
-    assert ax.get_xlabel() == "dropout rate" and ax.get_ylabel() == "held-out accuracy (%)"

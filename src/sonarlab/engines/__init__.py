@@ -16,6 +16,7 @@ from collections.abc import Callable
 from sonarlab.config import Engine, VariantConfig
 from sonarlab.data import Sonar
 from sonarlab.folds import Prepared
+from sonarlab.members import Member, Outcome
 from sonarlab.progress import Progress
 from sonarlab.results import CVResult, FoldResult
 
@@ -61,3 +62,13 @@ def total_epochs(engine: Engine, variant: VariantConfig, n_splits: int) -> int:
     """What ``progress`` counts to for ``cross_validate``: all models move together in the
     fused engine; the keras engine trains the splits and the final model one by one."""
     return variant.epochs if engine == "fused" else (n_splits + 1) * variant.epochs
+
+
+def train_members(
+    members: list[Member], X, y, tick: Callable[[int], None] = lambda done: None
+) -> list[Outcome]:
+    """Train any members at once (a grid's shard): the fused engine, which groups them
+    into programs by ``members.shape_key``. Each outcome depends on its member alone."""
+    from sonarlab.engines.fused import train_stacked
+
+    return train_stacked(members, X, y, tick)

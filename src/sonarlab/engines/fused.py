@@ -45,15 +45,15 @@ import tensorflow as tf
 from sonarlab.config import VariantConfig
 from sonarlab.data import Sonar
 from sonarlab.folds import Prepared, Scaler
-from sonarlab.members import Member, Outcome
+from sonarlab.members import Member, Outcome, shape_key
 from sonarlab.model import build_network, seed_everything, steps_per_epoch
 from sonarlab.results import (
-    CURVE_KEYS,
     EPS,
     CVResult,
     FinalResult,
-    FoldResult,
     binary_metrics,
+    curve_columns,
+    fold_result,
 )
 from sonarlab.seeds import Stream, final_seed, fold_seed, stream_seed
 
@@ -103,18 +103,6 @@ def uniform(keys: tf.Tensor, epoch: tf.Tensor, step: tf.Tensor, shape) -> tf.Ten
 
 
 # --- what a program is made of --------------------------------------------------------
-
-
-def program_key(variant: VariantConfig) -> tuple:
-    """What must be equal for members to share a program: the network's shape, the batch
-    size, the number of epochs, the schedule's kind, and which optional parts the network
-    has (each dropout, MaxNorm). Everything else is a per-member value."""
-    m = variant.model
-    if m.kind == "mlp":
-        shape = ("mlp", m.hidden, m.input_dropout > 0, m.hidden_dropout > 0, m.max_norm is not None)
-    else:
-        shape = ("lstm", m.units, m.timesteps, m.features, m.dropout > 0, m.recurrent_dropout > 0)
-    return (shape, variant.batch_size, variant.epochs, variant.schedule.kind)
 
 
 @dataclass(frozen=True)
@@ -340,7 +328,7 @@ def max_norm(w: tf.Tensor, limit: tf.Tensor) -> tf.Tensor:
 
 
 class Program:
-    """The compiled training program of one ``program_key``: data, per-member values and
+    """The compiled training program of one ``members.shape_key``: data, per-member values and
     keys are its arguments, so a program compiled once serves every set of members of
     its key and of the same stack shape."""
 
@@ -477,7 +465,7 @@ _PROGRAMS: dict[tuple, Program] = {}
 def program(template: VariantConfig) -> Program:
     """The program of ``template``'s key, made once per process and kept: a worker that
     trains many shards compiles each program (per stack shape) once."""
-    key = (program_key(template), epochs_per_call(template.epochs))
+    key = (shape_key(template), epochs_per_call(template.epochs))
     if key not in _PROGRAMS:
         _PROGRAMS[key] = Program(template, epochs_per_call(template.epochs))
     return _PROGRAMS[key]
@@ -488,15 +476,15 @@ def epochs_per_call(epochs: int, target: int = 25) -> int:
     return max(d for d in range(1, min(epochs, target) + 1) if epochs % d == 0)
 
 
-def train_members(
+def train_stacked(
     members: Sequence[Member], X: np.ndarray, y: np.ndarray, tick: Tick = lambda done: None
 ) -> list[Outcome]:
-    """Train every member; members that share a ``program_key`` train together. The
+    """Train every member; members that share a ``members.shape_key`` train together. The
     outcomes come back in the members' order. ``tick`` counts epochs of the group that
     is training (groups run one after another)."""
     groups: dict[tuple, list[int]] = {}
     for i, m in enumerate(members):
-        groups.setdefault(program_key(m.variant), []).append(i)
+        groups.setdefault(shape_key(m.variant), []).append(i)
     out: list[Outcome | None] = [None] * len(members)
     for index in groups.values():
         group = [members[i] for i in index]
@@ -532,22 +520,12 @@ def cross_validate_fused(
         for s, sc in zip(splits, prepared.scalers, strict=True)
     ]
     members.append(Member(variant, all_rows, all_rows[:0], prepared.full, final_seed(seed)))
-    outcomes = train_members(members, X, y, tick)
+    outcomes = train_stacked(members, X, y, tick)
     seconds = time.perf_counter() - t0
-    folds = [
-        FoldResult(
-            split=split,
-            curves=_curves(o.curves),
-            y_test=y[split.test],
-            p_test=o.p_test,
-            train_metrics=binary_metrics(y[split.train], o.p_train),
-            test_metrics=binary_metrics(y[split.test], o.p_test),
-            seconds=seconds / len(members),  # one program trains all: an equal share
-        )
-        for split, o in zip(splits, outcomes, strict=False)
-    ]
+    share = seconds / len(members)  # one program trains all: an equal share
+    folds = [fold_result(s, o, y, share) for s, o in zip(splits, outcomes, strict=False)]
     final = outcomes[-1]
-    return CVResult(folds, final_result(variant, prepared.full, final, y, seconds / len(members)))
+    return CVResult(folds, final_result(variant, prepared.full, final, y, share))
 
 
 def final_result(
@@ -557,15 +535,10 @@ def final_result(
     model = build_network(variant, scaler)
     for var, value in zip(model.trainable_weights, outcome.weights, strict=True):
         var.assign(value)
-    curves = _curves(outcome.curves)
+    curves = curve_columns(outcome.curves)
     return FinalResult(
         model=model,
         curves={k: curves[k] for k in ("train_loss", "train_accuracy")},
         train_metrics=binary_metrics(y, outcome.p_train),
         seconds=seconds,
     )
-
-
-def _curves(per_epoch: np.ndarray) -> dict[str, list[float]]:
-    """Columns of the program's per-epoch rows, which are stacked in ``CURVE_KEYS`` order."""
-    return {k: per_epoch[:, j].astype(float).tolist() for j, k in enumerate(CURVE_KEYS)}

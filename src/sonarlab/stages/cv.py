@@ -19,27 +19,14 @@ import logging
 import time
 
 from sonarlab import data, result_files, tracking
-from sonarlab.config import CVConfig, apply_overrides, load_section, load_variant, read_params
-from sonarlab.folds import Prepared, prepare, protocol, read_prepared
-from sonarlab.paths import Paths, store_root, workspace_paths
+from sonarlab.config import apply_overrides, load_section, load_variant, read_params
+from sonarlab.folds import prepared_for
+from sonarlab.paths import store_root, workspace_paths
 from sonarlab.progress import Progress
 from sonarlab.results import mean_curves, per_split, summarize_folds
 from sonarlab.stages._cli import run
 
 log = logging.getLogger(__name__)
-
-
-def load_prepared(paths: Paths, sonar: data.Sonar, cv: CVConfig) -> Prepared:
-    """The splits ``standardize`` made, or new ones if ``cv`` asks for other splits."""
-    prepared = read_prepared(paths.folds, paths.scalers)
-    if prepared.protocol != protocol(cv):
-        log.info(
-            "cv (folds, repeats, seed) %s differ from data/prepared's %s: making folds in memory",
-            protocol(cv),
-            prepared.protocol,
-        )
-        prepared = prepare(sonar.X, sonar.y, cv)
-    return prepared
 
 
 def cv_stage(variant_name: str, overrides: list[str]) -> None:
@@ -50,7 +37,7 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
     cv = load_section(params, "cv")
     experiment = load_section(params, "mlflow").experiment
     sonar = data.read_local(paths.raw_data)
-    prepared = load_prepared(paths, sonar, cv)
+    prepared = prepared_for(cv, sonar, paths.folds, paths.scalers)
     # TensorFlow loads here, once the parameters and inputs are known to be good.
     from sonarlab import engines
 
@@ -74,14 +61,17 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
             "seconds": time.perf_counter() - t0,
         }
         curves = mean_curves(result.folds)
+        settings = {"variant": params["variants"][variant_name], "cv": params["cv"]}
+        tracking.log_cv_result(
+            client, parent.info.run_id, settings, metrics, curves, result.final.model
+        )
         outputs = paths.variant(variant_name)
         result_files.write_variant(
             outputs, f"{variant_name}: mean ± std over {len(table)} folds",
             table, curves, metrics, result.final.model,
         )  # fmt: skip
-        settings = {"variant": params["variants"][variant_name], "cv": params["cv"]}
-        tracking.log_cv_result(
-            client, parent.info.run_id, settings, metrics, curves, outputs, result.final.model
+        tracking.log_outputs(
+            [outputs.metrics, outputs.folds, outputs.curves, outputs.learning_curves]
         )
     progress.close(
         f"accuracy {100 * metrics['accuracy_mean']:.2f}% ({100 * metrics['accuracy_std']:.2f}%)"

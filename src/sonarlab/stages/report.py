@@ -1,11 +1,14 @@
 """Stage ``report``: every variant compared with the baseline, as a page, a summary and figures.
 
 Reads, for each key of params ``variants``: ``results/<variant>/{folds.csv,metrics.json,
-curves.csv,learning_curves.png}``; params ``report`` (the baseline) and ``mlflow``.
+curves.csv,learning_curves.png}``; for each key of ``grids``:
+``results/grid/<name>/{trials.csv,grid.png}``; params ``report`` (the baseline),
+``mlflow``, ``variants`` and ``grids``.
 Writes ``reports/``:
 
 - ``index.html``: self-contained (figures embedded, no external assets; opens offline);
 - ``summary.md``: the same tables and findings, figures linked;
+- for each grid study, a sentence on what it shows, with its figure;
 - ``fold_accuracy.png`` and ``fold_accuracy.csv``: every split's held-out accuracy;
 - ``differences.png``: each variant minus the baseline, paired by split, with its CI;
 - ``overfitting.png``: train vs held-out loss per epoch (mean ± std), all variants.
@@ -24,6 +27,8 @@ from sonarlab import comparison, files, report_page, result_files, tracking
 from sonarlab.config import (
     ConfigError,
     flatten,
+    grid_names,
+    load_grid,
     load_section,
     load_variant,
     read_params,
@@ -52,6 +57,12 @@ def build_report() -> None:
     tables = {v: result_files.FOLDS.read(p.folds) for v, p in variants.items()}
     seconds = {v: result_files.read_metrics(p.metrics)["seconds"] for v, p in variants.items()}
     curves = {v: result_files.CURVES.read(p.curves) for v, p in variants.items()}
+    grids = []
+    for name in grid_names(params):
+        study = load_grid(params, name)
+        trials = result_files.trials_format(study.axis_names).read(paths.grid(name).trials)
+        sentence = comparison.grid_sentence(name, study.variant, study.axis_names, trials)
+        grids.append((name, sentence, paths.grid(name).figure))
     try:
         rows = comparison.compare(tables, seconds, baseline)
     except ValueError as exc:  # results that cannot be paired: one line, exit 1
@@ -64,16 +75,17 @@ def build_report() -> None:
         figures = report_page.write_figures(paths.reports, rows, tables, curves, baseline)
         learning = {v: p.learning_curves for v, p in variants.items()}
         files.write_text(
-            paths.reports / "summary.md", report_page.markdown_page(rows, baseline, names, unlike)
+            paths.reports / "summary.md",
+            report_page.markdown_page(rows, baseline, names, unlike, [g[:2] for g in grids]),
         )
         files.write_text(
             paths.reports / "index.html",
-            report_page.html_page(rows, baseline, figures, learning, unlike),
+            report_page.html_page(rows, baseline, figures, learning, unlike, grids),
         )
         mlflow.log_params({"baseline": baseline, "variants": ",".join(names)})
         mlflow.log_metrics(comparison.comparison_metrics(rows))
-        for name in ("index.html", "summary.md", "fold_accuracy.csv", *report_page.FIGURES):
-            mlflow.log_artifact(str(paths.reports / name))
+        names = ("index.html", "summary.md", "fold_accuracy.csv", *report_page.FIGURES)
+        tracking.log_outputs([paths.reports / name for name in names])
     log.info("report: %d variants -> %s", len(names), paths.reports / "index.html")
 
 

@@ -1,0 +1,176 @@
+"""Grid studies: the config, the plan into shards, and a trial's independence of them."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import yaml
+
+from sonarlab import comparison, grid, plots
+from sonarlab.config import ConfigError, CVConfig, load_grid, read_params
+from sonarlab.data import Sonar
+from sonarlab.engines.fused import cross_validate_fused
+from sonarlab.folds import prepare
+from sonarlab.members import shape_key
+from sonarlab.results import METRICS, per_split, summarize_folds
+from sonarlab.seeds import fold_seed
+from sonarlab.stages import grid as grid_stage
+from tests.conftest import ROOT
+
+PARAMS = read_params(ROOT / "params.yaml")
+
+
+def with_grid(**spec) -> dict:
+    return {**PARAMS, "grids": {"g": spec}}
+
+
+def test_the_default_grids_replace_the_sweep():
+    for name, variant, axis in (("input_dropout", "visible", "model.input_dropout"),
+                                ("hidden_dropout", "hidden", "model.hidden_dropout")):  # fmt: skip
+        g = load_grid(PARAMS, name)
+        assert g.variant == variant and g.axis_names == [axis]
+        assert [t.values[axis] for t in g.trials] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+        assert [getattr(t.variant.model, axis.split(".")[1]) for t in g.trials] == [
+            0.0, 0.1, 0.2, 0.3, 0.4, 0.5
+        ]  # fmt: skip
+
+
+def test_trials_are_the_product_of_the_axes_in_order():
+    axes = {"optimizer.learning_rate": [0.1, 0.01], "model.max_norm": [None, 3.0], "seed": [0, 2]}
+    spec = {"variant": "hidden", "axes": axes}
+    g = load_grid(with_grid(**spec), "g")
+    assert len(g.trials) == 8 and [t.index for t in g.trials] == list(range(8))
+    t = g.trials[5]  # (0.01, None, 2)
+    assert t.values == {"optimizer.learning_rate": 0.01, "model.max_norm": None, "seed": 2}
+    assert t.variant.optimizer.learning_rate == 0.01 and t.variant.model.max_norm is None
+    assert t.replicate == 2 and t.variant.model.hidden_dropout == 0.2  # the rest: `hidden`
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"variant": "hidden", "axes": {"model.hiden_dropout": [0.1]}},
+         "grids.g.axes.model.hiden_dropout: got [0.1]; unknown key; allowed: model.input_dropout"),
+        ({"variant": "hidden", "axes": {"model.units": [8]}},
+         "grids.g.axes.model.units: got [8]; not read by variants.hidden (model kind 'mlp'"),
+        ({"variant": "hidden", "axes": {"schedule.decay": [0.1]}},
+         "grids.g.axes.schedule.decay: got [0.1]; not read by variants.hidden"),
+        ({"variant": "hidden", "axes": {"model.hidden": [[8]]}},
+         "grids.g.axes.model.hidden: got [[8]]; not a numeric field"),
+        ({"variant": "hidden", "axes": {"model.hidden_dropout": []}},
+         "grids.g.axes.model.hidden_dropout: got []; allowed: a non-empty list"),
+        ({"variant": "hidden", "axes": {"model.hidden_dropout": 0.2}},
+         "grids.g.axes.model.hidden_dropout: got 0.2; allowed: a non-empty list"),
+        ({"variant": "hidden", "axes": {"model.hidden_dropout": [0.1, "high"]}},
+         "grids.g.axes.model.hidden_dropout[1]: got 'high'; allowed: a number"),
+        ({"variant": "hidden", "axes": {"model.hidden_dropout": [0.1, 1.0]}},
+         "grids.g.axes.model.hidden_dropout[1]: got 1.0; allowed: 0.0 <= value < 1.0"),
+        ({"variant": "hidden", "axes": {"optimizer.momentum": [0, 0.0]}},
+         "grids.g.axes.optimizer.momentum: got [0, 0.0]; duplicate values"),
+        ({"variant": "hidden", "axes": {"seed": [0, -1]}},
+         "grids.g.axes.seed[1]: got -1; allowed: an integer >= 0"),
+        ({"variant": "hiden", "axes": {"seed": [0]}},
+         "grids.g.variant: got 'hiden'; defined variants: baseline"),
+        ({"variant": "hidden", "axes": {}},
+         "grids.g.axes: got {}; allowed: a non-empty mapping"),
+        ({"variant": "hidden", "axes": {"seed": [0]}, "extra": 1},
+         "grids.g.extra: got 1; unknown key; allowed: variant, axes"),
+    ],
+)  # fmt: skip
+def test_bad_grids_are_refused_naming_the_key(spec, message):
+    with pytest.raises(ConfigError) as err:
+        load_grid(with_grid(**spec), "g")
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["a b", "../up", "x;rm", "a/b", "1st"])
+def test_a_grid_name_must_be_a_plain_identifier(name):
+    params = {**PARAMS, "grids": {name: {"variant": "hidden", "axes": {"seed": [0]}}}}
+    with pytest.raises(ConfigError, match="allowed: a plain identifier"):
+        load_grid(params, name)
+
+
+def test_the_stage_refuses_a_bad_grid_before_training_or_mlflow(workspace, caplog):
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["grids"]["hidden_dropout"]["axes"]["model.hidden_dropout"] = [0.1, 2.0]
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with caplog.at_level(logging.ERROR):
+        assert grid_stage.main(["hidden_dropout"]) == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "grids.hidden_dropout.axes.model.hidden_dropout[1]: got 2.0" in line
+    assert not (workspace / "mlflow.db").exists() and not (workspace / "results").exists()
+
+
+def tiny_grid(tiny_data, axes, epochs=3):
+    X, y = tiny_data
+    params = with_grid(variant="hidden", axes=axes)
+    params["variants"] = {**PARAMS["variants"], "hidden": {**PARAMS["variants"]["hidden"],
+                                                           "epochs": epochs}}  # fmt: skip
+    prepared = prepare(X, y, CVConfig(folds=3, repeats=1, seed=3))
+    return load_grid(params, "g"), Sonar(X, y, ()), prepared
+
+
+def run(study, sonar, prepared, max_members):
+    shards = grid.plan(study, sonar, prepared, max_members)
+    results = [grid.run_shard(s) for s in reversed(shards)]  # any order
+    return shards, grid.tables(study, grid.trial_folds(shards, results, prepared))
+
+
+def test_shards_group_trials_by_shape_and_bound_their_size(tiny_data):
+    axes = {"model.hidden_dropout": [0.0, 0.1, 0.2, 0.3], "seed": [0, 1]}
+    study, sonar, prepared = tiny_grid(tiny_data, axes)
+    shards = grid.plan(study, sonar, prepared, max_members=7)
+    assert sorted(i for s in shards for i in s.trials) == list(range(8))  # each trial once
+    for s in shards:
+        assert len(s.members) == 3 * len(s.trials) <= 7  # 2 trials of 3 splits at most
+        assert len({shape_key(m.variant) for m in s.members}) == 1
+    # rate 0.0 has no dropout layer: its 2 trials train in a program of their own
+    assert sorted(len(s.trials) for s in shards) == [2, 2, 2, 2]
+    trial = study.trials[3]  # rate 0.1, replicate 1
+    members = grid.trial_members(trial, prepared)
+    split = prepared.splits[2]
+    assert members[2].seed == fold_seed(3, split.repeat, split.fold, 1) != fold_seed(3, 0, 2)
+
+
+def test_a_trials_numbers_do_not_depend_on_how_the_grid_was_sharded(tiny_data):
+    axes = {"model.hidden_dropout": [0.0, 0.2, 0.4], "optimizer.momentum": [0.5, 0.9]}
+    study, sonar, prepared = tiny_grid(tiny_data, axes)
+    shards_a, (trials_a, splits_a) = run(study, sonar, prepared, max_members=100)
+    shards_b, (trials_b, splits_b) = run(study, sonar, prepared, max_members=3)
+    assert len(shards_a) == 2 and len(shards_b) == 6
+    seconds = [c for c in splits_a.columns if c != "seconds"]
+    assert trials_a.equals(trials_b) and splits_a[seconds].equals(splits_b[seconds])
+
+
+def test_the_trial_that_is_a_pipeline_variant_gives_its_cv_numbers(tiny_data):
+    study, sonar, prepared = tiny_grid(tiny_data, {"model.hidden_dropout": [0.1, 0.2]})
+    _, (trials, splits) = run(study, sonar, prepared, max_members=100)
+    cv = cross_validate_fused(study.trials[1].variant, sonar, prepared)  # `hidden` itself
+    mine = splits[splits["trial"] == 1]
+    assert mine[list(METRICS)].to_dict("records") == [f.test_metrics for f in cv.folds]
+    expected = summarize_folds(per_split(cv.folds)).metrics()
+    row = trials[trials["trial"] == 1].iloc[0]
+    assert {k: row[k] for k in expected} == expected
+
+
+def test_the_grid_figure_and_sentence_follow_the_number_of_axes(tiny_data):
+    axes = {"model.hidden_dropout": [0.1, 0.3], "optimizer.momentum": [0.5, 0.9], "seed": [0, 1]}
+    study, sonar, prepared = tiny_grid(tiny_data, axes, epochs=2)
+    _, (trials, _) = run(study, sonar, prepared, max_members=100)
+    one = plots.grid(trials[trials["trial"] < 2], ["seed"], "t")
+    assert [ax.get_xlabel() for ax in one.axes] == ["seed", "seed"]
+    assert [ax.get_ylabel() for ax in one.axes] == ["held-out accuracy (%)", "held-out log loss"]
+    two = plots.grid(trials, ["model.hidden_dropout", "optimizer.momentum"], "t")
+    heat = two.axes[0]
+    assert heat.get_xlabel() == "optimizer.momentum" and heat.get_ylabel() == "model.hidden_dropout"
+    assert len(heat.images) == 1 and heat.images[0].get_array().shape == (2, 2)
+    three = plots.grid(trials, study.axis_names, "t")
+    assert [ax.get_xlabel() for ax in three.axes] == study.axis_names
+    sentence = comparison.grid_sentence("g", "hidden", study.axis_names, trials)
+    assert sentence.startswith("Grid g (8 trials of hidden, varying model.hidden_dropout, ")
+    best = grid.best_trial(trials)
+    assert f"{best['log_loss_mean']:.3f}" in sentence
+    assert best["log_loss_mean"] == trials["log_loss_mean"].min()
+    np.testing.assert_array_equal(sorted(trials["trial"]), range(8))
