@@ -1,0 +1,194 @@
+"""Grid studies against the alternatives, side by side in one invocation.
+
+    python benchmarks/grid.py queue      # default grids: dvc repro vs queued experiments
+    python benchmarks/grid.py big        # a 324-trial grid in-process, and cv@hidden's rate
+    python benchmarks/grid.py stage      # cv@baseline, whole process: fused vs keras
+    python benchmarks/grid.py all        # the three (make bench-grid)
+
+Each measurement runs in a fresh clone of the committed code (in a temporary folder,
+deleted afterwards), with the data from SONAR_SOURCE or data/raw/sonar.csv, and times
+the whole command a user types; peak RSS is that command's tree's largest process.
+The machine is shared and noisy: compare the ratios measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+QUEUED = {"visible": "model.input_dropout", "hidden": "model.hidden_dropout"}
+BIG = {  # 6 x 3 x 3 x 2 x 3 = 324 trials
+    "variant": "hidden",
+    "axes": {
+        "model.hidden_dropout": RATES,
+        "optimizer.learning_rate": [0.01, 0.05, 0.1],
+        "optimizer.momentum": [0.5, 0.8, 0.9],
+        "model.max_norm": [None, 3.0],
+        "seed": [0, 1, 2],
+    },
+}
+
+
+def data_source() -> str:
+    local = ROOT / "data" / "raw" / "sonar.csv"
+    source = os.environ.get("SONAR_SOURCE") or (str(local) if local.is_file() else "")
+    if not source:
+        raise SystemExit("no data: set SONAR_SOURCE to a local copy (or run dvc repro fetch)")
+    return str(Path(source).resolve()) if "://" not in source else source
+
+
+@contextmanager
+def clone():
+    """A fresh clone of HEAD with fetch and standardize done, and its environment."""
+    with tempfile.TemporaryDirectory(prefix="sonarlab-bench-") as tmp:
+        root = Path(tmp) / "repo"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(root)], check=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+        env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", SONAR_SOURCE=data_source(),
+                   DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true",
+                   TF_CPP_MIN_LOG_LEVEL="3")  # fmt: skip
+        timed(["dvc", "repro", "standardize"], root, env)
+        yield root, env
+
+
+def timed(cmd: list[str], cwd: Path, env: dict) -> dict:
+    """Run ``cmd``; its wall time and the peak RSS of its largest process (MiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"seconds": seconds, "peak_rss_mib": max(peak, before) / 1024, "out": proc.stderr}
+
+
+def queue(args) -> None:
+    """The 12 default grid points: two grid stages against 12 queued DVC experiments."""
+    with clone() as (root, env):
+        grids = timed(["dvc", "repro", "grid@input_dropout", "grid@hidden_dropout"], root, env)
+        ours = {}
+        for name, (variant, axis) in zip(("input_dropout", "hidden_dropout"), QUEUED.items(),
+                                          strict=True):  # fmt: skip
+            t = pd.read_csv(root / "results" / "grid" / name / "trials.csv")
+            ours[variant] = dict(zip(t[axis], t["accuracy_mean"], strict=True))
+        t0 = time.perf_counter()
+        for variant, axis in QUEUED.items():
+            values = ",".join(str(r) for r in RATES)
+            timed(["dvc", "exp", "run", "--queue", "-S",
+                   f"variants.{variant}.{axis}={values}", f"cv@{variant}"], root, env)  # fmt: skip
+        timed(["dvc", "queue", "start", "-j", "2"], root, env)
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            status = subprocess.run(["dvc", "queue", "status"], cwd=root, env=env,
+                                    capture_output=True, text=True).stdout  # fmt: skip
+            if not any(s in status for s in ("Queued", "Running")):
+                break
+            time.sleep(5)
+        else:
+            raise SystemExit(f"the queue did not finish in {args.timeout} s")
+        queued_seconds = time.perf_counter() - t0
+        theirs = queued_accuracies(root, env)
+    print(f"| way | wall time | trials |\n|---|---|---|\n"
+          f"| `dvc repro grid@input_dropout grid@hidden_dropout` | {grids['seconds']:.0f} s "
+          f"| 12 |\n"
+          f"| 12 queued experiments, `dvc queue start -j 2` | {queued_seconds:.0f} s | "
+          f"{sum(len(v) for v in theirs.values())} |\n\n"
+          f"ratio: **{queued_seconds / grids['seconds']:.1f}x** (target >= 10x)\n")  # fmt: skip
+    print("| variant | rate | grid accuracy | queued experiment accuracy |\n|---|---|---|---|")
+    for variant in QUEUED:
+        for rate in RATES:
+            q = theirs[variant].get(rate)
+            print(
+                f"| {variant} | {rate} | {100 * ours[variant][rate]:.2f}% | "
+                + (f"{100 * q:.2f}% |" if q is not None else "— |")
+            )
+
+
+def queued_accuracies(root: Path, env: dict) -> dict[str, dict[float, float]]:
+    """Each experiment's accuracy_mean, read from the MLflow runs it logged."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("sonar-dropout")
+    out: dict[str, dict[float, float]] = {v: {} for v in QUEUED}
+    for run in client.search_runs([exp.experiment_id], "tags.`dvc.exp_name` != ''",
+                                  max_results=1000):  # fmt: skip
+        variant = run.data.params.get("variant")
+        if variant in QUEUED and "accuracy_mean" in run.data.metrics:
+            rate = float(run.data.params[f"variant.{QUEUED[variant]}"])
+            out[variant][rate] = run.data.metrics["accuracy_mean"]
+    return out
+
+
+def big(args) -> None:
+    """The 324-trial grid in-process, beside the single-variant stage's training rate."""
+    with clone() as (root, env):
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["grids"]["big"] = BIG
+        if args.trials:  # a subset, for a quick look: the first N rates x ... of the product
+            params["grids"]["big"]["axes"]["seed"] = [0]
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        cmd = [str(BIN / "python"), "-m", "sonarlab.stages.grid", "big"]
+        grid = timed(cmd, root, env)
+        single = timed([str(BIN / "python"), "-m", "sonarlab.stages.cv", "hidden"], root, env)
+        trials = pd.read_csv(root / "results" / "grid" / "big" / "trials.csv")
+        metrics = json.loads((root / "results" / "grid" / "big" / "metrics.json").read_text())
+    splits, epochs = 30, 300
+    n = len(trials)
+    grid_rate = n * splits * epochs / grid["seconds"]
+    single_rate = (splits + 1) * epochs / single["seconds"]
+    print(f"| run | trials | models | wall time | model-epochs/s | peak RSS |\n"
+          f"|---|---|---|---|---|---|\n"
+          f"| grid (in-process) | {n} | {n * splits} | {grid['seconds'] / 60:.1f} min | "
+          f"{grid_rate:.0f} | {grid['peak_rss_mib']:.0f} MiB |\n"
+          f"| cv@hidden (whole stage) | 1 | {splits + 1} | {single['seconds']:.1f} s | "
+          f"{single_rate:.0f} | {single['peak_rss_mib']:.0f} MiB |\n\n"
+          f"best trial: {json.dumps(metrics['best'])}")  # fmt: skip
+
+
+def stage(args) -> None:
+    """cv@baseline end to end, the fused engine against the keras engine, same clone."""
+    with clone() as (root, env):
+        cv = [str(BIN / "python"), "-m", "sonarlab.stages.cv", "baseline"]
+        fused = [timed(cv, root, env) for _ in range(args.repeat)]
+        keras = timed([*cv, "--set", "cv.engine=keras"], root, env)
+    best = min(r["seconds"] for r in fused)
+    runs = ", ".join(f"{r['seconds']:.1f} s" for r in fused)
+    print(f"| engine | cv@baseline, whole process |\n|---|---|\n"
+          f"| fused | {runs} |\n"
+          f"| keras | {keras['seconds']:.0f} s |\n\nratio (keras / fastest fused): "
+          f"**{keras['seconds'] / best:.0f}x** (target >= 40x)")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", choices=["queue", "big", "stage", "all"])
+    parser.add_argument("--timeout", type=float, default=1800, help="for the queue (seconds)")
+    parser.add_argument("--trials", action="store_true", help="big: one seed only (108 trials)")
+    parser.add_argument("--repeat", type=int, default=2, help="stage: fused runs (the first "
+                        "fills the compilation cache)")  # fmt: skip
+    args = parser.parse_args(argv)
+    for what in ("queue", "big", "stage") if args.what == "all" else (args.what,):
+        {"queue": queue, "big": big, "stage": stage}[what](args)
+        print(flush=True)
+
+
+if __name__ == "__main__":
+    main()
