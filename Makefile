@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help env pipeline test lint format ui bench bench-grid agreement
+.PHONY: help env pipeline test lint format ui server bench bench-grid agreement
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -40,9 +40,14 @@ format: env ## apply ruff's fixes and formatting
 ui: env ## the MLflow UI for the repo-root store, on http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
+server: env ## team MLflow server on PostgreSQL (SONARLAB_DATABASE_URI=postgresql://...)
+	scripts/tracking-server
 
 bench: env ## both CV engines on the same work, side by side (about 12 min; needs the data)
 	python benchmarks/engines.py speed
+
+bench-grid: env ## grids vs queued experiments, a 324-trial grid, cv@baseline fused vs keras (long)
+	python benchmarks/grid.py all
 
 agreement: env ## fused vs keras mean CV accuracy over 5 seeds (about 20 min)
 	python benchmarks/engines.py agreement

@@ -36,6 +36,7 @@ MAX_MEMBERS = 480
 class Shard:
     index: int
     trials: tuple[int, ...]  # indices into the grid's trials
+    labels: tuple[str, ...]  # each trial's axis values, for messages
     members: tuple[Member, ...]  # len(trials) x splits, trial by trial
     X: np.ndarray  # the rows the members index: a shard carries its own data
     y: np.ndarray
@@ -52,24 +53,30 @@ def trial_members(trial: Trial, prepared: Prepared) -> list[Member]:
 
 
 def plan(
-    grid: GridConfig, sonar: Sonar, prepared: Prepared, max_members: int = MAX_MEMBERS
+    grid: GridConfig,
+    sonar: Sonar,
+    prepared: Prepared,
+    max_members: int = MAX_MEMBERS,
+    workers: int = 1,
 ) -> list[Shard]:
     """The grid's trials in shards: trials of one network shape together, at most
-    ``max_members`` models a shard, shards of a shape of equal size where possible (a
-    program compiled for one serves the others)."""
+    ``max_members`` models a shard and, with several workers, at least one shard of each
+    shape per worker where the trials allow; shards of a shape of equal size where
+    possible (a program compiled for one serves the others)."""
     per_trial = len(prepared.splits)
     by_shape: dict[tuple, list[Trial]] = {}
     for trial in grid.trials:
         by_shape.setdefault(shape_key(trial.variant), []).append(trial)
-    fits = max(1, max_members // per_trial)
     shards: list[Shard] = []
     for trials in by_shape.values():
+        fits = max(1, min(max_members // per_trial, math.ceil(len(trials) / workers)))
         size = math.ceil(len(trials) / math.ceil(len(trials) / fits))
         for start in range(0, len(trials), size):
             chunk = trials[start : start + size]
             members = tuple(m for t in chunk for m in trial_members(t, prepared))
             index = tuple(t.index for t in chunk)
-            shards.append(Shard(len(shards), index, members, sonar.X, sonar.y))
+            labels = tuple(", ".join(f"{k}={v}" for k, v in t.values.items()) for t in chunk)
+            shards.append(Shard(len(shards), index, labels, members, sonar.X, sonar.y))
     return shards
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from sonarlab.config import N_BANDS, ModelConfig, OptimizerConfig, ScheduleConfig, VariantConfig
 from sonarlab.folds import Scaler
+from sonarlab.seeds import Stream, stream_seed
 
 
 def seed_everything(seed: int) -> None:
@@ -66,44 +67,71 @@ def make_learning_rate(
     raise ValueError(f"unknown schedule kind {schedule.kind!r}")  # validated in config
 
 
-def _body(model: ModelConfig, x: keras.KerasTensor) -> keras.KerasTensor:
+class _Seeds:
+    """Explicit seeds for a network's initializers and dropout layers, drawn in order from
+    the model's seed. Left unseeded, Keras draws each one from Python's global
+    ``random`` when the layer is made: a value any other thread (a Dask worker's event
+    loop, say) may consume in between, which made initial weights differ at random."""
+
+    def __init__(self, seed: int):
+        self.seed, self.count = seed, 0
+
+    def __call__(self) -> int:
+        self.count += 1
+        return stream_seed(self.seed, Stream.INIT, self.count)
+
+    def glorot(self) -> keras.initializers.Initializer:
+        return keras.initializers.GlorotUniform(seed=self())
+
+
+def _body(model: ModelConfig, x: keras.KerasTensor, seeds: _Seeds) -> keras.KerasTensor:
     if model.kind == "mlp":
         constraint = keras.constraints.MaxNorm(model.max_norm) if model.max_norm else None
         if model.input_dropout > 0:
-            x = keras.layers.Dropout(model.input_dropout, name="input_dropout")(x)
+            x = keras.layers.Dropout(model.input_dropout, seed=seeds(), name="input_dropout")(x)
         for i, units in enumerate(model.hidden, start=1):
             x = keras.layers.Dense(
-                units, activation="relu", kernel_constraint=constraint, name=f"hidden_{i}"
-            )(x)
+                units, activation="relu", kernel_constraint=constraint,
+                kernel_initializer=seeds.glorot(), name=f"hidden_{i}",
+            )(x)  # fmt: skip
             if model.hidden_dropout > 0:
-                x = keras.layers.Dropout(model.hidden_dropout, name=f"hidden_dropout_{i}")(x)
+                x = keras.layers.Dropout(
+                    model.hidden_dropout, seed=seeds(), name=f"hidden_dropout_{i}"
+                )(x)
         return x
     x = keras.layers.Reshape((model.timesteps, model.features), name="bands_as_sequence")(x)
     return keras.layers.LSTM(
         model.units,
         dropout=model.dropout,
         recurrent_dropout=model.recurrent_dropout,
+        kernel_initializer=seeds.glorot(),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=seeds()),
+        seed=seeds(),
         name="lstm",
     )(x)
 
 
-def build_network(variant: VariantConfig, scaler: Scaler) -> keras.Model:
-    """The (uncompiled) network for ``variant``, standardizing raw rows with ``scaler``."""
+def build_network(variant: VariantConfig, scaler: Scaler, seed: int) -> keras.Model:
+    """The (uncompiled) network for ``variant``, standardizing raw rows with ``scaler``;
+    its initial weights (and its dropout layers' seeds) are a function of ``seed``."""
+    seeds = _Seeds(seed)
     inputs = keras.Input((N_BANDS,), name="bands")
     x = keras.layers.Normalization(
         mean=scaler.mean.tolist(), variance=(scaler.std**2).tolist(), name="standardize"
     )(inputs)
-    x = _body(variant.model, x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="p_mine")(x)
+    x = _body(variant.model, x, seeds)
+    outputs = keras.layers.Dense(
+        1, activation="sigmoid", kernel_initializer=seeds.glorot(), name="p_mine"
+    )(x)
     return keras.Model(inputs, outputs, name=f"sonar_{variant.model.kind}")
 
 
-def build_model(variant: VariantConfig, scaler: Scaler, n_train: int) -> keras.Model:
+def build_model(variant: VariantConfig, scaler: Scaler, n_train: int, seed: int) -> keras.Model:
     """``build_network`` compiled with the variant's optimizer, schedule and loss.
 
     ``n_train`` fixes the number of updates per epoch, which step schedules need.
     """
-    model = build_network(variant, scaler)
+    model = build_network(variant, scaler, seed)
     updates = steps_per_epoch(n_train, variant.batch_size)
     lr = make_learning_rate(variant.optimizer, variant.schedule, variant.epochs, updates)
     model.compile(

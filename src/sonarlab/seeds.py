@@ -29,13 +29,15 @@ class Purpose(IntEnum):
 
 
 class Stream(IntEnum):
-    """A fused model's random streams, each keyed apart from the others by
-    ``stream_seed(<the model's seed>, stream, *path)``."""
+    """A model's random streams, each keyed apart from the others by
+    ``stream_seed(<the model's seed>, stream, *path)``. The fused engine draws the first
+    four itself; ``INIT`` seeds every model's initializers and Keras dropout layers."""
 
     ORDER = 1  # the order of a member's training rows in an epoch
     DROP_INPUT = 2  # dropout on the inputs
     DROP_HIDDEN = 3  # dropout after a hidden layer (path: the layer's index)
     DROP_LSTM = 4  # LSTM masks (path: 0 input, 1 recurrent)
+    INIT = 5  # the network's initializers and dropout layers (path: their order)
 
 
 def derive_seed(seed: int, *path: int) -> int:

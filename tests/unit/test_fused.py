@@ -78,7 +78,7 @@ def keras_reference(variant, X, y, mem, orders):
     weights, losses = [], []
     for i, m in enumerate(mem):
         seed_everything(m.seed)
-        model = build_model(variant, IDENTITY, len(m.train))
+        model = build_model(variant, IDENTITY, len(m.train), m.seed)
         history = []
         for e in range(variant.epochs):
             order = m.train[orders[e][i, : len(m.train)]]

@@ -10,6 +10,7 @@ module loads TensorFlow, so each is imported only when it is asked for.
 
 from __future__ import annotations
 
+import importlib
 import typing
 from collections.abc import Callable
 
@@ -21,6 +22,15 @@ from sonarlab.progress import Progress
 from sonarlab.results import CVResult, FoldResult
 
 ENGINES: tuple[str, ...] = typing.get_args(Engine)
+
+
+def import_engine(engine: Engine) -> None:
+    """Import ``engine`` and TensorFlow (several seconds) now: a stage does it before it
+    starts its MLflow run, so that the run covers training alone and an interrupt lands
+    where the stage handles it."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; one of {ENGINES}")  # validated in config
+    importlib.import_module(f"sonarlab.engines.{engine}")
 
 
 def cross_validate(

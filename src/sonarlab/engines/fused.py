@@ -11,9 +11,9 @@ MaxNorm, the training rows, the standardization and the seed.
 
 What stays exactly as in the keras engine (``engines.keras``):
 
-- initial weights: each member's network is built by ``model.build_network`` after
-  ``seed_everything(member.seed)`` and its weights stacked; a final model is a Keras
-  model again, with the trained weights assigned;
+- initial weights: each member's network is built by ``model.build_network`` from the
+  member's seed and its weights stacked; a final model is a Keras model again, with
+  the trained weights assigned;
 - the update: per member, mini-batches of ``batch_size`` rows in a fresh order every
   epoch, the last short batch kept and averaged over its real rows only (padding is
   masked, never counted); binary cross-entropy on the logits as Keras computes it;
@@ -44,9 +44,9 @@ import tensorflow as tf
 
 from sonarlab.config import VariantConfig
 from sonarlab.data import Sonar
-from sonarlab.folds import Prepared, Scaler
+from sonarlab.folds import Prepared
 from sonarlab.members import Member, Outcome, shape_key
-from sonarlab.model import build_network, seed_everything, steps_per_epoch
+from sonarlab.model import build_network, steps_per_epoch
 from sonarlab.results import (
     EPS,
     CVResult,
@@ -191,8 +191,7 @@ def initial_weights(members: Sequence[Member]) -> list[np.ndarray]:
     """Each member's Keras-initialized trainable weights, stacked on a leading axis."""
     per_member = []
     for m in members:
-        seed_everything(m.seed)
-        network = build_network(m.variant, m.scaler)  # what build_model compiles: same weights
+        network = build_network(m.variant, m.scaler, m.seed)  # as build_model: same weights
         per_member.append([w.numpy() for w in network.trainable_weights])
     return [np.stack(ws) for ws in zip(*per_member, strict=True)]
 
@@ -525,14 +524,12 @@ def cross_validate_fused(
     share = seconds / len(members)  # one program trains all: an equal share
     folds = [fold_result(s, o, y, share) for s, o in zip(splits, outcomes, strict=False)]
     final = outcomes[-1]
-    return CVResult(folds, final_result(variant, prepared.full, final, y, share))
+    return CVResult(folds, final_result(members[-1], final, y, share))
 
 
-def final_result(
-    variant: VariantConfig, scaler: Scaler, outcome: Outcome, y: np.ndarray, seconds: float
-) -> FinalResult:
+def final_result(member: Member, outcome: Outcome, y: np.ndarray, seconds: float) -> FinalResult:
     # An inference model: compiling it would save an optimizer that never trained it.
-    model = build_network(variant, scaler)
+    model = build_network(member.variant, member.scaler, member.seed)
     for var, value in zip(model.trainable_weights, outcome.weights, strict=True):
         var.assign(value)
     curves = curve_columns(outcome.curves)

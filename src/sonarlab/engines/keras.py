@@ -50,7 +50,7 @@ def _fit(
     tick: Tick,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     seed_everything(seed)
-    model = build_model(variant, scaler, len(X))
+    model = build_model(variant, scaler, len(X), seed)
     cb = _EpochEnd(*(held_out or (None, None)), tick)
     hist = model.fit(
         X,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from sonarlab.config import ConfigError
 from sonarlab.data import DataError
+from sonarlab.errors import StageError
 from sonarlab.files import FormatError
 from sonarlab.interrupts import Terminated, raise_on_sigterm
 
@@ -40,7 +41,7 @@ def run(stage: str, body: Callable[[], None]) -> int:
     except FileNotFoundError as exc:
         log.error("%s: missing input %s (run `dvc repro` to make it)", stage, exc.filename)
         return 1
-    except (DataError, FormatError, OSError) as exc:
+    except (DataError, FormatError, StageError, OSError) as exc:
         log.error("%s: %s", stage, exc)
         return 1
     return 0

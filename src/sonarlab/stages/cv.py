@@ -38,8 +38,11 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
     experiment = load_section(params, "mlflow").experiment
     sonar = data.read_local(paths.raw_data)
     prepared = prepared_for(cv, sonar, paths.folds, paths.scalers)
-    # TensorFlow loads here, once the parameters and inputs are known to be good.
+    # TensorFlow loads here, once the parameters and inputs are known to be good, and
+    # before the MLflow run starts.
     from sonarlab import engines
+
+    engines.import_engine(cv.engine)
 
     client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), experiment)
     progress = Progress(stage, engines.total_epochs(cv.engine, variant, len(prepared.scalers)))

@@ -10,6 +10,9 @@ held-out gap), ``splits.csv`` (one row per trial and split), ``metrics.json`` (D
 metrics: the best trial, by mean held-out log loss, with its intervals) and
 ``grid.png`` (DVC plots).
 MLflow: a parent run ``grid@<name>`` and one child run per trial.
+
+The shards run in this process, or on the Dask cluster that ``DASK_SCHEDULER_ADDRESS``
+names (``sonarlab.cluster``); the results are the same either way.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sonarlab import data, grid, plots, result_files, tracking
+from sonarlab import cluster, data, engines, grid, plots, result_files, tracking
 from sonarlab.config import load_grid, load_section, read_params
 from sonarlab.folds import prepared_for
 from sonarlab.paths import store_root, workspace_paths
@@ -36,19 +39,24 @@ def grid_stage(name: str) -> None:
     experiment = load_section(params, "mlflow").experiment
     sonar = data.read_local(paths.raw_data)
     prepared = prepared_for(cv, sonar, paths.folds, paths.scalers)
-    shards = grid.plan(study, sonar, prepared)
+    runner = cluster.executor()  # connects and checks the workers before any training
+    if isinstance(runner, cluster.InProcess):  # TensorFlow loads now, before the run starts
+        engines.import_engine("fused")
+    shards = grid.plan(study, sonar, prepared, workers=runner.workers)
     client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), experiment)
     log.info(
-        "%s: %d trials x %d splits in %d shard(s), in this process; store %s",
-        stage, len(study.trials), len(prepared.splits), len(shards), uri,
+        "%s: %d trials x %d splits in %d shard(s), %s; store %s",
+        stage, len(study.trials), len(prepared.splits), len(shards), runner.where, uri,
     )  # fmt: skip
     progress = Progress(stage, len(shards))
+
+    def done(result: grid.ShardResult) -> None:
+        shard = shards[result.shard]
+        size = f"{len(shard.trials)} trials, {len(shard.members)} models, {result.seconds:.0f} s"
+        progress.advance(1, f"shard {shard.index + 1}/{len(shards)} done ({size})")
+
     with tracking.stage_run(client, experiment_id, stage, stage, paths.root) as parent:
-        results = []
-        for shard in shards:
-            results.append(grid.run_shard(shard))
-            size = f"{len(shard.trials)} trials, {len(shard.members)} models"
-            progress.advance(1, f"shard {shard.index + 1}/{len(shards)} ({size})")
+        results = runner.run(shards, done)
         trials, splits = grid.tables(study, grid.trial_folds(shards, results, prepared))
         axes = study.axis_names
         metrics = result_files.grid_metrics(grid.best_trial(trials), axes, len(trials))
