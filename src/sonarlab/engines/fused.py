@@ -153,7 +153,8 @@ def hyperparameters(members: Sequence[Member]) -> dict[str, np.ndarray]:
         "drop": f32([x.schedule.drop for x in v]),
         "every": f32([x.schedule.every for x in v]),
         "updates_per_epoch": np.array(
-            [steps_per_epoch(len(m.train), m.variant.batch_size) for m in members], np.int32
+            [max(1, steps_per_epoch(len(m.train), m.variant.batch_size)) for m in members],
+            np.int32,
         ),
     }
     if v[0].model.kind == "mlp":
@@ -189,11 +190,12 @@ def stream_keys(members: Sequence[Member], template: VariantConfig) -> dict[str,
 
 def initial_weights(members: Sequence[Member]) -> list[np.ndarray]:
     """Each member's Keras-initialized trainable weights, stacked on a leading axis."""
-    per_member = []
+    built: dict[int, list[np.ndarray]] = {}  # a block's idle members are one member
     for m in members:
-        network = build_network(m.variant, m.scaler, m.seed)  # as build_model: same weights
-        per_member.append([w.numpy() for w in network.trainable_weights])
-    return [np.stack(ws) for ws in zip(*per_member, strict=True)]
+        if id(m) not in built:
+            network = build_network(m.variant, m.scaler, m.seed)  # as build_model: same weights
+            built[id(m)] = [w.numpy() for w in network.trainable_weights]
+    return [np.stack(ws) for ws in zip(*(built[id(m)] for m in members), strict=True)]
 
 
 # --- the network, stacked --------------------------------------------------------------
@@ -475,35 +477,53 @@ def epochs_per_call(epochs: int, target: int = 25) -> int:
     return max(d for d in range(1, min(epochs, target) + 1) if epochs % d == 0)
 
 
+# Members per program run: every program runs a stack of exactly this many members
+# (padded with idle members that have no rows). XLA compiles a stack's arithmetic by
+# its size: between 33 and 40 members it switched to code that rounds some sums
+# differently (by 1 ulp, which training then amplifies), so a member's numbers would
+# depend on how many others it trained with. At one fixed size they cannot.
+BLOCK = 32
+
+
 def train_stacked(
     members: Sequence[Member], X: np.ndarray, y: np.ndarray, tick: Tick = lambda done: None
 ) -> list[Outcome]:
-    """Train every member; members that share a ``members.shape_key`` train together. The
-    outcomes come back in the members' order. ``tick`` counts epochs of the group that
-    is training (groups run one after another)."""
+    """Train every member; members that share a ``members.shape_key`` train together, in
+    blocks of ``BLOCK``. The outcomes come back in the members' order. ``tick`` counts
+    the epochs of the block that is training (blocks run one after another)."""
     groups: dict[tuple, list[int]] = {}
     for i, m in enumerate(members):
         groups.setdefault(shape_key(m.variant), []).append(i)
     out: list[Outcome | None] = [None] * len(members)
     for index in groups.values():
-        group = [members[i] for i in index]
-        # XLA compiles the batched products of a one-member stack as plain products,
-        # which round differently (by 1 ulp): a lone member trains beside a copy of itself.
-        group = group * 2 if len(group) == 1 else group
-        prog = program(group[0].variant)
-        data = stack(X, y, group, group[0].variant.batch_size)
-        hyper = hyperparameters(group)
-        weights, curves, p_train, p_test = prog.run(
-            initial_weights(group), data, hyper, stream_keys(group, group[0].variant), tick
-        )
-        for j, (i, m) in enumerate(zip(index, group, strict=False)):
-            out[i] = Outcome(
-                weights=[w[j] for w in weights],
-                curves=curves[:, j],
-                p_train=p_train[j, : len(m.train)],
-                p_test=p_test[j, : len(m.test)],
-            )
+        for start in range(0, len(index), BLOCK):
+            block = index[start : start + BLOCK]
+            for i, outcome in zip(block, _train_block([members[i] for i in block], X, y, tick),
+                                  strict=False):  # fmt: skip
+                out[i] = outcome
     return out
+
+
+def _train_block(block: list[Member], X: np.ndarray, y: np.ndarray, tick: Tick) -> list[Outcome]:
+    """At most ``BLOCK`` members of one shape, padded to ``BLOCK`` with idle members."""
+    first = block[0]
+    idle = Member(first.variant, first.train[:0], first.test[:0], first.scaler, first.seed)
+    stacked = [*block, *[idle] * (BLOCK - len(block))]
+    prog = program(first.variant)
+    data = stack(X, y, stacked, first.variant.batch_size)
+    hyper = hyperparameters(stacked)
+    weights, curves, p_train, p_test = prog.run(
+        initial_weights(stacked), data, hyper, stream_keys(stacked, first.variant), tick
+    )
+    return [
+        Outcome(
+            weights=[w[j] for w in weights],
+            curves=curves[:, j],
+            p_train=p_train[j, : len(m.train)],
+            p_test=p_test[j, : len(m.test)],
+        )
+        for j, m in enumerate(block)
+    ]
 
 
 def cross_validate_fused(

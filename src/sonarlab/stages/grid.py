@@ -48,12 +48,12 @@ def grid_stage(name: str) -> None:
         "%s: %d trials x %d splits in %d shard(s), %s; store %s",
         stage, len(study.trials), len(prepared.splits), len(shards), runner.where, uri,
     )  # fmt: skip
-    progress = Progress(stage, len(shards))
+    progress = Progress(stage, len(shards), every=0)  # a line per shard: there are few
 
     def done(result: grid.ShardResult) -> None:
         shard = shards[result.shard]
         size = f"{len(shard.trials)} trials, {len(shard.members)} models, {result.seconds:.0f} s"
-        progress.advance(1, f"shard {shard.index + 1}/{len(shards)} done ({size})")
+        progress.advance(1, f"shard {shard.index + 1} of {len(shards)} done ({size})")
 
     with tracking.stage_run(client, experiment_id, stage, stage, paths.root) as parent:
         results = runner.run(shards, done)

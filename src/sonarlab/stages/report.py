@@ -84,8 +84,8 @@ def build_report() -> None:
         )
         mlflow.log_params({"baseline": baseline, "variants": ",".join(names)})
         mlflow.log_metrics(comparison.comparison_metrics(rows))
-        names = ("index.html", "summary.md", "fold_accuracy.csv", *report_page.FIGURES)
-        tracking.log_outputs([paths.reports / name for name in names])
+        written = ("index.html", "summary.md", "fold_accuracy.csv", *report_page.FIGURES)
+        tracking.log_outputs([paths.reports / name for name in written])
     log.info("report: %d variants -> %s", len(names), paths.reports / "index.html")
 
 
