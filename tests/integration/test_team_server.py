@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -40,13 +42,13 @@ def postgres_bin() -> Path:
 
 
 @pytest.fixture
-def postgres(tmp_path):
+def postgres():
     """A PostgreSQL server of our own; it refuses to run as root, so as root it runs as
-    the `postgres` user the OS package made."""
+    the `postgres` user the OS package made, in a folder that user can reach (pytest's
+    temporary folders are private to root)."""
     bindir = postgres_bin()
     user = "postgres" if os.geteuid() == 0 else None
-    home = tmp_path / "pg"
-    home.mkdir()
+    home = Path(tempfile.mkdtemp(prefix="sonarlab-pg-"))
     if user:
         pw = pwd.getpwnam(user)
         os.chown(home, pw.pw_uid, pw.pw_gid)
@@ -78,6 +80,7 @@ def postgres(tmp_path):
     finally:
         server.send_signal(2)  # SIGINT: PostgreSQL's fast shutdown
         server.wait(timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
