@@ -3,7 +3,8 @@
     python benchmarks/grid.py queue      # default grids: dvc repro vs queued experiments
     python benchmarks/grid.py big        # a 324-trial grid in-process, and cv@hidden's rate
     python benchmarks/grid.py stage      # cv@baseline, whole process: fused vs keras
-    python benchmarks/grid.py all        # the three (make bench-grid)
+    python benchmarks/grid.py cluster    # one grid in-process vs a local Dask cluster
+    python benchmarks/grid.py all        # the four (make bench-grid)
 
 Each measurement runs in a fresh clone of the committed code (in a temporary folder,
 deleted afterwards), with the data from SONAR_SOURCE or data/raw/sonar.csv, and times
@@ -24,6 +25,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -175,18 +177,98 @@ def stage(args) -> None:
           f"**{keras['seconds'] / best:.0f}x** (target >= 40x)")  # fmt: skip
 
 
+CLUSTER_GRID = {  # 6 x 2 x 2 = 24 trials, 720 models: 23 blocks of 32
+    "variant": "hidden",
+    "axes": {"model.hidden_dropout": RATES, "optimizer.learning_rate": [0.05, 0.1],
+             "seed": [0, 1]},
+}  # fmt: skip
+
+
+def cluster(args) -> None:
+    """The same grid's shards in this process (TensorFlow's 2 threads) and on a local
+    cluster of 2 workers x 1 thread (a scheduler and workers on 127.0.0.1, warmed up by
+    a first run): throughput, and the per-shard overhead (dispatch, transfer, result
+    collection, waiting) as a share of the shards' own time."""
+    import resource as res
+    import socket
+
+    from distributed import Client
+
+    from sonarlab import config, data, folds, grid
+    from sonarlab.cluster import DaskCluster, InProcess
+
+    with clone() as (root, env):
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["grids"]["bench"] = CLUSTER_GRID
+        study = config.load_grid(params, "bench")
+        cv = config.load_section(params, "cv")
+        sonar = data.read_local(root / "data" / "raw" / "sonar.csv")
+        prepared = folds.prepared_for(cv, sonar, root / "data" / "prepared" / "folds.csv",
+                                      root / "data" / "prepared" / "scalers.json")  # fmt: skip
+        shards = grid.plan(study, sonar, prepared, workers=2)
+        t0 = time.perf_counter()
+        here = InProcess().run(shards, lambda r: None)
+        here_wall = time.perf_counter() - t0
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+        scheduler = [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                     "--no-dashboard"]  # fmt: skip
+        procs = [subprocess.Popen(scheduler, **quiet)]
+        address = f"tcp://127.0.0.1:{port}"
+        time.sleep(3)
+        worker = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-nanny",
+                  "--host", "127.0.0.1", "--no-dashboard"]  # fmt: skip
+        procs += [subprocess.Popen(worker, **quiet) for _ in range(2)]
+        try:
+            with Client(address, timeout=30, set_as_default=False) as c:
+                c.wait_for_workers(2, timeout=120)
+            DaskCluster(address).run(shards[:2], lambda r: None)  # warm-up: TF, programs
+            t0 = time.perf_counter()
+            there = DaskCluster(address).run(shards, lambda r: None)
+            there_wall = time.perf_counter() - t0
+            with Client(address, timeout=30, set_as_default=False) as c:
+                rss = c.run(lambda: res.getrusage(res.RUSAGE_SELF).ru_maxrss / 1024)
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait(timeout=30)
+    same = all(
+        all(np.array_equal(a, b) for a, b in zip(x.weights, y.weights, strict=True))
+        for r, q in zip(sorted(here, key=lambda r: r.shard), sorted(there, key=lambda r: r.shard),
+                        strict=True)
+        for x, y in zip(r.outcomes, q.outcomes, strict=True)
+    )  # fmt: skip
+    busy = sum(r.seconds for r in there)
+    ideal = busy / 2
+    models = sum(len(s.members) for s in shards)
+    print(f"grid: {len(study.trials)} trials, {models} models, {len(shards)} shards; "
+          f"identical weights in both: {same}\n\n"
+          f"| where | wall time | models/s |\n|---|---|---|\n"
+          f"| this process (2 threads) | {here_wall:.1f} s | {models / here_wall:.1f} |\n"
+          f"| local cluster, 2 workers x 1 thread | {there_wall:.1f} s | "
+          f"{models / there_wall:.1f} |\n\n"
+          f"throughput ratio (cluster / in-process): {here_wall / there_wall:.2f}\n"
+          f"shard time on the workers: {busy:.1f} s in all, {busy / len(shards):.1f} s a shard "
+          f"({sum(r.seconds for r in here) / len(shards):.1f} s in-process)\n"
+          f"overhead (wall - shard time / 2 workers) / (shard time / 2): "
+          f"{100 * (there_wall - ideal) / ideal:.1f}% (target <= 5%)\n"
+          f"peak RSS per worker: {', '.join(f'{v:.0f} MiB' for v in rss.values())}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["queue", "big", "stage", "all"])
+    parser.add_argument("what", choices=["queue", "big", "stage", "cluster", "all"])
     parser.add_argument("--timeout", type=float, default=1800, help="for the queue (seconds)")
     parser.add_argument("--trials", action="store_true", help="big: one seed only (108 trials)")
     parser.add_argument("--repeat", type=int, default=2, help="stage: fused runs (the first "
                         "fills the compilation cache)")  # fmt: skip
     args = parser.parse_args(argv)
-    for what in ("queue", "big", "stage") if args.what == "all" else (args.what,):
-        {"queue": queue, "big": big, "stage": stage}[what](args)
+    for what in ("queue", "big", "stage", "cluster") if args.what == "all" else (args.what,):
+        {"queue": queue, "big": big, "stage": stage, "cluster": cluster}[what](args)
         print(flush=True)
 
 
