@@ -321,7 +321,8 @@ def grid_sentence(name: str, variant: str, axes: Sequence[str], trials: pd.DataF
     """What a grid study shows, in one sentence with its intervals."""
     acc = trials["accuracy_mean"]
     low, high = trials.loc[acc.idxmin()], trials.loc[acc.idxmax()]
-    best = trials.loc[trials["log_loss_mean"].idxmin()]
+    losses = trials["log_loss_mean"]
+    best = trials.loc[losses.idxmin() if losses.notna().any() else trials.index[0]]
 
     def at(row) -> str:
         return ", ".join(f"{a} {row[a]:g}" for a in axes)
@@ -330,6 +331,7 @@ def grid_sentence(name: str, variant: str, axes: Sequence[str], trials: pd.DataF
         return f"{pct(row['accuracy_mean'])} {ci(row['accuracy_ci_low'], row['accuracy_ci_high'])}"
 
     overlap = high["accuracy_ci_low"] <= low["accuracy_ci_high"]
+    diverged = int(losses.isna().sum())
     return (
         f"Grid {name} ({len(trials)} trials of {variant}, varying {', '.join(axes)}): mean "
         f"held-out accuracy ranges from {acc_ci(low)} ({at(low)}) to {acc_ci(high)} "
@@ -341,4 +343,5 @@ def grid_sentence(name: str, variant: str, axes: Sequence[str], trials: pd.DataF
             if overlap
             else "The intervals of the lowest and the highest accuracy do not overlap."
         )
+        + (f" {diverged} trials diverged in training (NaN log loss)." if diverged else "")
     )

@@ -127,5 +127,7 @@ def tables(
 
 def best_trial(trials: pd.DataFrame) -> pd.Series:
     """The trial with the lowest mean held-out log loss (a proper score: it rewards
-    calibrated probabilities, not only the side of 0.5); the first such on a tie."""
-    return trials.loc[trials["log_loss_mean"].idxmin()]
+    calibrated probabilities, not only the side of 0.5); the first such on a tie.
+    Trials whose training diverged (NaN log loss) are never the best, unless all did."""
+    losses = trials["log_loss_mean"]
+    return trials.loc[losses.idxmin() if losses.notna().any() else trials.index[0]]

@@ -25,9 +25,16 @@ CURVE_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")  # p
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Accuracy at 0.5, ROC AUC and log loss of probabilities ``p`` for labels ``y``."""
+    """Accuracy at 0.5, ROC AUC and log loss of probabilities ``p`` for labels ``y``.
+
+    A model whose training diverged outputs NaN: it is scored as it is (no row above
+    0.5, so accuracy is the share of rocks) with NaN ROC AUC and log loss, instead of
+    failing the stage after all the other models' training."""
     y = np.asarray(y).astype(int).ravel()
     p = np.clip(np.asarray(p, dtype=np.float64).ravel(), EPS, 1 - EPS)
+    if not np.isfinite(p).all():
+        return {"accuracy": float(np.mean((p > 0.5) == y)), "roc_auc": float("nan"),
+                "log_loss": float("nan")}  # fmt: skip
     return {
         "accuracy": float(np.mean((p > 0.5) == y)),
         "roc_auc": float(roc_auc_score(y, p)) if len(set(y)) == 2 else float("nan"),

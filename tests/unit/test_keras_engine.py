@@ -106,3 +106,13 @@ def test_summarize_uses_population_std_like_the_tutorial(tiny_data):
         m["train_loss_mean"], (np.array(r.curves["train_loss"]) + r2.curves["train_loss"]) / 2
     )
     assert list(m.index) == [1, 2, 3, 4] and m.index.name == "epoch"
+
+
+def test_a_diverged_model_is_scored_not_fatal():
+    """NaN outputs (training that diverged) give NaN ROC AUC and log loss, and the
+    accuracy of calling each NaN row a rock."""
+    y = np.array([1, 0, 0, 1, 0])
+    m = binary_metrics(y, np.array([np.nan, 0.2, np.nan, 0.9, 0.1]))
+    assert (
+        m["accuracy"] == 0.8 and math.isnan
+    )  # NaN is not above 0.5(m["roc_auc"]) and math.isnan(m["log_loss"])
