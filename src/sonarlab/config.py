@@ -320,18 +320,22 @@ def load_section(params: Mapping[str, Any], name: str) -> Any:
 
 def load_variant(params: Mapping[str, Any], name: str) -> VariantConfig:
     """Validate ``variants.<name>``."""
-    variants = params.get("variants")
-    if not isinstance(variants, Mapping) or not variants:
-        _fail("variants", variants, "allowed: a non-empty mapping of variant name to settings")
+    variants = {n: params["variants"][n] for n in variant_names(params)}
     if name not in variants:
         _fail(f"variants.{name}", "<missing>", f"defined variants: {', '.join(variants)}")
     return _build(VariantConfig, variants[name], f"variants.{name}")
 
 
 def variant_names(params: Mapping[str, Any]) -> list[str]:
+    """The variants' names. Each becomes a folder (``results/<name>``) and a word of a
+    stage's command, so each must be a plain identifier; ``grid`` is the grids' folder."""
     variants = params.get("variants")
     if not isinstance(variants, Mapping) or not variants:
         _fail("variants", variants, "allowed: a non-empty mapping of variant name to settings")
+    for name in variants:
+        if not isinstance(name, str) or not IDENTIFIER.match(name) or name == "grid":
+            _fail(f"variants.{name}", name,
+                  "allowed: a plain identifier (letters, digits, _), not 'grid'")  # fmt: skip
     return list(variants)
 
 

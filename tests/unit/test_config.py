@@ -143,3 +143,14 @@ def test_flatten_gives_dotted_keys(params):
     lstm = flatten(load_variant(params, "lstm"), "variant.")
     assert lstm["variant.model.recurrent_dropout"] == 0.2 and "variant.model.hidden" not in lstm
     assert flatten(load_variant(params, "lr_decay"), "")["schedule.decay"] is None
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a;b", "a/b", "a b", "grid", "1st"])
+def test_a_variant_name_must_be_a_plain_identifier(name):
+    """A variant's name becomes results/<name> and a word of its stage's command."""
+    params = read_params(ROOT / "params.yaml")
+    params["variants"] = {**params["variants"], name: params["variants"]["hidden"]}
+    with pytest.raises(ConfigError, match=r"allowed: a plain identifier"):
+        variant_names(params)
+    with pytest.raises(ConfigError, match=r"allowed: a plain identifier"):
+        load_variant(params, "hidden")
