@@ -12,7 +12,7 @@ from sonarlab.config import ConfigError
 from sonarlab.data import DataError
 from sonarlab.errors import StageError
 from sonarlab.files import FormatError
-from sonarlab.interrupts import Terminated, raise_on_sigterm
+from sonarlab.interrupts import Terminated, raise_on_interrupts
 
 log = logging.getLogger("sonarlab")
 
@@ -26,7 +26,7 @@ def run(stage: str, body: Callable[[], None]) -> int:
         stream=sys.stderr,
     )
 
-    raise_on_sigterm()
+    raise_on_interrupts()
     try:
         body()
     except KeyboardInterrupt:
