@@ -29,7 +29,7 @@ PUBLISHED = {
 }
 # The tutorial's settings for those variants (dotted keys of a variant, as
 # config.flatten gives them) and its CV: a published number is only compared with
-# ours when the variant has exactly these settings (a sweep's experiment may not).
+# ours when the variant has exactly these settings (a DVC experiment's may not).
 _MLP = {"model.kind": "mlp", "model.hidden": [60, 30], "schedule.kind": "constant",
         "epochs": 300, "batch_size": 16}  # fmt: skip
 _DROPOUT = {**_MLP, "model.max_norm": 3.0, "optimizer.learning_rate": 0.1,
