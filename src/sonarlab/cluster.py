@@ -14,7 +14,6 @@ TensorFlow would silently change results, so it is refused, by name.
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from sonarlab import SOURCE_DIGEST, __version__
 from sonarlab.errors import StageError
 from sonarlab.grid import Shard, ShardResult, run_shard
+from sonarlab.paths import git_commit
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,10 @@ def code_fingerprint() -> dict[str, str | None]:
     """What decides a shard's numbers in this process: the project's version, the git
     commit of its checkout, a digest of the source it imported (when it imported it),
     and the TensorFlow and Keras versions."""
-    package = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None  # installed from a wheel: the source digest still says what it runs
     return {
         "sonarlab": __version__,
-        "commit": commit,
+        # None when installed from a wheel: the source digest still says what it runs
+        "commit": git_commit(Path(__file__).resolve().parent),
         "source": SOURCE_DIGEST,
         "tensorflow": version("tensorflow"),
         "keras": version("keras"),

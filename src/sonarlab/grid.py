@@ -23,9 +23,8 @@ import pandas as pd
 from sonarlab.config import GridConfig, Trial
 from sonarlab.data import Sonar
 from sonarlab.folds import Prepared
-from sonarlab.members import Member, Outcome, shape_key
+from sonarlab.members import Member, Outcome, shape_key, split_members
 from sonarlab.results import FoldResult, fold_result, per_split, summarize_folds
-from sonarlab.seeds import fold_seed
 
 # Members per shard: 16 trials of 30 splits. Bounds a shard's memory (about 0.3 GB of
 # stacked rows, weights and per-row held-out arrays) whatever the grid's size.
@@ -40,16 +39,6 @@ class Shard:
     members: tuple[Member, ...]  # len(trials) x splits, trial by trial
     X: np.ndarray  # the rows the members index: a shard carries its own data
     y: np.ndarray
-
-
-def trial_members(trial: Trial, prepared: Prepared) -> list[Member]:
-    """One member per split: the trial's variant on that split, with that split's model
-    seed (the pipeline's own for replicate 0)."""
-    return [
-        Member(trial.variant, s.train, s.test, sc,
-               fold_seed(prepared.seed, s.repeat, s.fold, trial.replicate))
-        for s, sc in zip(prepared.splits, prepared.scalers, strict=True)
-    ]  # fmt: skip
 
 
 def plan(
@@ -73,7 +62,9 @@ def plan(
         size = math.ceil(len(trials) / math.ceil(len(trials) / fits))
         for start in range(0, len(trials), size):
             chunk = trials[start : start + size]
-            members = tuple(m for t in chunk for m in trial_members(t, prepared))
+            members = tuple(
+                m for t in chunk for m in split_members(t.variant, prepared, t.replicate)
+            )
             index = tuple(t.index for t in chunk)
             labels = tuple(", ".join(f"{k}={v}" for k, v in t.values.items()) for t in chunk)
             shards.append(Shard(len(shards), index, labels, members, sonar.X, sonar.y))

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sonarlab.config import VariantConfig
-from sonarlab.folds import Scaler
+from sonarlab.folds import Prepared, Scaler
+from sonarlab.seeds import fold_seed
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,15 @@ class Outcome:
     curves: np.ndarray  # (epochs, 4): results.CURVE_KEYS per epoch
     p_train: np.ndarray  # P(mine) of its training rows, final weights, inference mode
     p_test: np.ndarray  # P(mine) of its held-out rows
+
+
+def split_members(variant: VariantConfig, prepared: Prepared, replicate: int = 0) -> list[Member]:
+    """One member per split of ``prepared``: ``variant`` on that split, with that split's
+    model seed (the pipeline's own for replicate 0, which ``cv@<variant>`` trains)."""
+    return [
+        Member(variant, s.train, s.test, sc, fold_seed(prepared.seed, s.repeat, s.fold, replicate))
+        for s, sc in zip(prepared.splits, prepared.scalers, strict=True)
+    ]
 
 
 def shape_key(variant: VariantConfig) -> tuple:

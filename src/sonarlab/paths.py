@@ -10,6 +10,7 @@ so that every run of every experiment lands in one store.
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,17 @@ class GridPaths:
     @property
     def figure(self) -> Path:
         return self.root / "grid.png"
+
+
+def git_commit(cwd: Path) -> str | None:
+    """The commit checked out at ``cwd``, or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def workspace_paths() -> Paths:

@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -37,7 +36,7 @@ from mlflow.types import Schema, TensorSpec
 
 from sonarlab.config import N_BANDS, CVConfig, GridConfig, VariantConfig, flatten
 from sonarlab.interrupts import Terminated
-from sonarlab.paths import GridPaths
+from sonarlab.paths import GridPaths, git_commit
 from sonarlab.results import FoldResult
 
 log = logging.getLogger(__name__)
@@ -167,16 +166,6 @@ def take_launch(env: MutableMapping[str, str] | None = None) -> Launch:
     if not launched:
         return Launch()
     return Launch(parent=launched) if env.get("DVC_STAGE") else Launch(resume=launched)
-
-
-def git_commit(cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def run_tags(stage: str, workspace: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -13,7 +13,7 @@ from sonarlab.config import ConfigError, CVConfig, load_grid, read_params
 from sonarlab.data import Sonar
 from sonarlab.engines.fused import cross_validate_fused
 from sonarlab.folds import prepare
-from sonarlab.members import shape_key
+from sonarlab.members import shape_key, split_members
 from sonarlab.results import METRICS, per_split, summarize_folds
 from sonarlab.seeds import fold_seed
 from sonarlab.stages import grid as grid_stage
@@ -129,7 +129,7 @@ def test_shards_group_trials_by_shape_and_bound_their_size(tiny_data):
     # rate 0.0 has no dropout layer: its 2 trials train in a program of their own
     assert sorted(len(s.trials) for s in shards) == [2, 2, 2, 2]
     trial = study.trials[3]  # rate 0.1, replicate 1
-    members = grid.trial_members(trial, prepared)
+    members = split_members(trial.variant, prepared, trial.replicate)
     split = prepared.splits[2]
     assert members[2].seed == fold_seed(3, split.repeat, split.fold, 1) != fold_seed(3, 0, 2)
 

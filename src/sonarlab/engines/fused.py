@@ -45,7 +45,7 @@ import tensorflow as tf
 from sonarlab.config import VariantConfig
 from sonarlab.data import Sonar
 from sonarlab.folds import Prepared
-from sonarlab.members import Member, Outcome, shape_key
+from sonarlab.members import Member, Outcome, shape_key, split_members
 from sonarlab.model import build_network, steps_per_epoch
 from sonarlab.results import (
     EPS,
@@ -55,7 +55,7 @@ from sonarlab.results import (
     curve_columns,
     fold_result,
 )
-from sonarlab.seeds import Stream, final_seed, fold_seed, stream_seed
+from sonarlab.seeds import Stream, final_seed, stream_seed
 
 Tick = Callable[[int], None]  # called with the number of epochs done
 
@@ -534,10 +534,7 @@ def cross_validate_fused(
     X, y, seed = sonar.X, sonar.y, prepared.seed
     splits = prepared.splits
     all_rows = np.arange(len(y))
-    members = [
-        Member(variant, s.train, s.test, sc, fold_seed(seed, s.repeat, s.fold))
-        for s, sc in zip(splits, prepared.scalers, strict=True)
-    ]
+    members = split_members(variant, prepared)
     members.append(Member(variant, all_rows, all_rows[:0], prepared.full, final_seed(seed)))
     outcomes = train_stacked(members, X, y, tick)
     seconds = time.perf_counter() - t0
