@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.samples < 0:
         parser.error(f"--samples: got {args.samples}; allowed: an integer >= 0")
     return run(
-        f"predict {args.variant}",
+        "predict",  # not the variant: a name with a line break would break the line
         lambda: predict(args.variant, args.rows, args.samples, args.seed, args.output),
     )
 

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from sonarlab.config import ConfigError
+from sonarlab.config import IDENTIFIER, ConfigError
 from sonarlab.data import DataError
 from sonarlab.errors import StageError
 from sonarlab.files import FormatError
@@ -53,3 +53,36 @@ def main_without_arguments(stage: str, doc: str | None, body: Callable[[], None]
         argv
     )
     return run(stage, body)
+
+
+def run_named(
+    kind: str, what: str, section: str, given: str | None, body: Callable[[str], None]
+) -> int:
+    """Run the stage ``<kind>@<name>`` (``cv@hidden``, ``grid@hidden_dropout``).
+
+    The name is ``given`` (the command line) or, when DVC runs the stage, the part of
+    ``$DVC_STAGE`` after ``<kind>@``: ``dvc.yaml``'s commands carry no name, so a name
+    never reaches a shell (``dvc.yaml``'s ``foreach`` would paste a key such as
+    ``a;rm -rf x`` into the command line as it is). It must be a plain identifier: it
+    becomes a folder under ``results/`` and a word of log lines and run names; the
+    error names the argument, or the key of ``section`` the stage was made from.
+    """
+    name, key = given, what
+    if name is None:
+        stage = os.environ.get("DVC_STAGE", "")
+        name = stage.partition("@")[2] if stage.startswith(f"{kind}@") else None
+        key = f"{section}.{name}"  # a key of params.yaml made the stage
+    if name is None or not IDENTIFIER.match(name):
+
+        def refuse() -> None:
+            if name is None:
+                raise ConfigError(
+                    f"{what}: none given; name one (python -m sonarlab.stages.{kind} <{what}>)"
+                    " or run the stage through `dvc repro`"
+                )
+            raise ConfigError(
+                f"{key}: got {name!r}; allowed: a plain identifier (letters, digits, _)"
+            )
+
+        return run(kind, refuse)
+    return run(f"{kind}@{name}", lambda: body(name))

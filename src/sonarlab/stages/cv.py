@@ -24,7 +24,7 @@ from sonarlab.folds import prepared_for
 from sonarlab.paths import store_root, workspace_paths
 from sonarlab.progress import Progress
 from sonarlab.results import mean_curves, per_split, summarize_folds
-from sonarlab.stages._cli import run
+from sonarlab.stages._cli import run_named
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,11 @@ def cv_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("variant", help="a key of `variants` in params.yaml")
+    parser.add_argument(
+        "variant",
+        nargs="?",
+        help="a key of `variants` in params.yaml (under DVC: taken from $DVC_STAGE, cv@<variant>)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -106,12 +110,16 @@ def cv_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = cv_parser().parse_args(argv)
-    overrides = list(args.overrides)
-    if args.epochs:
-        overrides.append(f"variants.{args.variant}.epochs={args.epochs}")
-    if args.folds:
-        overrides.append(f"cv.folds={args.folds}")
-    return run(f"cv@{args.variant}", lambda: cv_stage(args.variant, overrides))
+
+    def body(variant: str) -> None:
+        overrides = list(args.overrides)
+        if args.epochs:
+            overrides.append(f"variants.{variant}.epochs={args.epochs}")
+        if args.folds:
+            overrides.append(f"cv.folds={args.folds}")
+        cv_stage(variant, overrides)
+
+    return run_named("cv", "variant", "variants", args.variant, body)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from sonarlab.config import load_grid, load_section, read_params
 from sonarlab.folds import prepared_for
 from sonarlab.paths import store_root, workspace_paths
 from sonarlab.progress import Progress
-from sonarlab.stages._cli import run
+from sonarlab.stages._cli import run_named
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("grid", help="a key of `grids` in params.yaml")
+    parser.add_argument(
+        "grid",
+        nargs="?",
+        help="a key of `grids` in params.yaml (under DVC: taken from $DVC_STAGE, grid@<name>)",
+    )
     args = parser.parse_args(argv)
-    return run(f"grid@{args.grid}", lambda: grid_stage(args.grid))
+    return run_named("grid", "grid", "grids", args.grid, grid_stage)
 
 
 if __name__ == "__main__":
