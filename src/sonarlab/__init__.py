@@ -1,7 +1,14 @@
 """sonarlab: a reproducible study of dropout regularization on the UCI Sonar data."""
 
-import hashlib
-from pathlib import Path
+from sonarlab import interrupts
+
+# Run as `python -m sonarlab...`: from this first import on, Ctrl-C or SIGTERM ends the
+# command with one line (nothing exists yet to clean up), never an import's traceback.
+# Imported as a library, the importer's handlers are left alone.
+interrupts.guard_start()
+
+import hashlib  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -8,17 +8,22 @@ import os
 import sys
 from collections.abc import Callable
 
+from sonarlab import interrupts
 from sonarlab.config import IDENTIFIER, ConfigError
 from sonarlab.data import DataError
 from sonarlab.errors import StageError
 from sonarlab.files import FormatError
-from sonarlab.interrupts import Terminated, raise_on_interrupts
 
 log = logging.getLogger("sonarlab")
 
 
 def run(stage: str, body: Callable[[], None]) -> int:
-    """Run ``body``; a bad parameter or bad data ends it with one line and exit code 2 or 1."""
+    """Run ``body``; a bad parameter or bad data ends it with one line and exit code 2 or 1,
+    an interrupt with one line and 130 (SIGINT) or 143 (SIGTERM)."""
+    return interrupts.exit_command(_run(stage, body))
+
+
+def _run(stage: str, body: Callable[[], None]) -> int:
     logging.basicConfig(
         level=os.environ.get("SONARLAB_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(message)s",
@@ -26,25 +31,45 @@ def run(stage: str, body: Callable[[], None]) -> int:
         stream=sys.stderr,
     )
 
-    raise_on_interrupts()
+    interrupts.begin_work(stage)
     try:
         body()
-    except KeyboardInterrupt:
-        log.error("%s: interrupted", stage)
-        return 130
-    except Terminated:
-        log.error("%s: terminated", stage)
-        return 143
+        interrupts.end_work()
+    except (KeyboardInterrupt, interrupts.Terminated) as exc:
+        end_active_runs()
+        interrupts.end_work()
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        log.error("%s: %s", stage, "interrupted" if interrupted else "terminated")
+        return 130 if interrupted else 143
     except ConfigError as exc:
+        interrupts.end_work()
         log.error("%s: invalid parameter: %s", stage, exc)
         return 2
     except FileNotFoundError as exc:
+        interrupts.end_work()
         log.error("%s: missing input %s (run `dvc repro` to make it)", stage, exc.filename)
         return 1
     except (DataError, FormatError, StageError, OSError) as exc:
+        interrupts.end_work()
         log.error("%s: %s", stage, exc)
         return 1
+    except BaseException:
+        interrupts.end_work()
+        raise
     return 0
+
+
+def end_active_runs() -> None:
+    """After an interrupt: end as KILLED any MLflow run still active in this process (one
+    interrupted while it was being started is not yet inside the block that ends it)."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return
+    try:
+        while mlflow.active_run() is not None:
+            mlflow.end_run("KILLED")
+    except Exception as exc:  # the store may be what failed; the next stage marks it
+        log.warning("could not mark the interrupted run KILLED: %s", exc)
 
 
 def main_without_arguments(stage: str, doc: str | None, body: Callable[[], None], argv) -> int:
