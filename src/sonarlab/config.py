@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import yaml
 
+from sonarlab import files
+
 N_BANDS = 60  # the Sonar data's 60 frequency bands
 # fused: all folds and the final model in one compiled program (fast);
 # keras: one Keras `fit` per fold (the reference path). See ``sonarlab.engines``.
@@ -297,13 +299,28 @@ SECTIONS: dict[str, type] = {
 }
 
 
+# params.yaml is a few KB; 1 MiB is far more than any grid needs, and a file that never
+# ends (or a FIFO that never closes) stops at it, or at the time limit, with memory flat.
+PARAMS_MAX_BYTES = 2**20
+PARAMS_READ_SECONDS = 10.0
+PARAMS_LIMITS = files.InputLimits(
+    PARAMS_MAX_BYTES,
+    PARAMS_READ_SECONDS,
+    "the limit for a params file",
+    "the limit for a params file",
+)
+
+
 def read_params(path: Path) -> dict[str, Any]:
-    """Read ``params.yaml`` as a plain mapping (no validation)."""
+    """Read ``params.yaml`` as a plain mapping (no validation), within ``PARAMS_LIMITS``."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        data = yaml.safe_load(files.read_file_within(path, PARAMS_LIMITS).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except files.InputLimitError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
