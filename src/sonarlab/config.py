@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -32,8 +33,15 @@ class ConfigError(ValueError):
     """A parameter is unknown, missing, of the wrong type or out of range."""
 
 
+# A value quoted in an error is cut short: YAML aliases let a 1 KB params file hold a
+# list of 10^8 numbers, whose full repr would be a 500 MB error line.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxtuple, _QUOTE.maxdict = 2, 12, 12, 12
+_QUOTE.maxstring = _QUOTE.maxother = _QUOTE.maxlong = 120
+
+
 def _fail(key: str, value: Any, allowed: str) -> typing.NoReturn:
-    raise ConfigError(f"{key}: got {value!r}; {allowed}")
+    raise ConfigError(f"{key}: got {_QUOTE.repr(value)}; {allowed}")
 
 
 def _check_range(key: str, value: float, lo: float, hi: float, *, hi_open: bool = False) -> None:

@@ -16,6 +16,7 @@ import yaml
 
 from sonarlab import config, data, files
 from sonarlab.config import ConfigError
+from tests.conftest import ROOT
 
 LIMITS = files.InputLimits(1000, 0.5, "a test's size", "a test's time")
 
@@ -227,3 +228,20 @@ def test_a_trickling_response_stops_at_the_whole_download_time_limit(endless, pa
         data.http_get(endless + path, timeout=0.5, retries=1, backoff=0.01)
     assert 1.0 <= time.monotonic() - t0 < 4  # two attempts of 0.5 s
     assert _Endless.hits == [path, path]
+
+
+def test_a_params_file_of_yaml_aliases_gives_a_short_error(tmp_path):
+    """A 1 KB file whose aliases nest to 10^8 numbers: the error quotes the value cut short
+    (its whole repr would be a 500 MB line)."""
+    levels = ["a: &a [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]"]
+    for prev, name in zip("abcdefg", "bcdefgh", strict=True):
+        levels.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 10)}]")
+    grid = "grids:\n  bomb:\n    variant: visible\n    axes:\n      model.input_dropout: *h\n"
+    path = tmp_path / "params.yaml"
+    path.write_text("\n".join(levels) + "\n" + grid)
+    assert path.stat().st_size < 2000
+    params = config.read_params(path)
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=r"grids.bomb.axes.model.input_dropout: got \[\[\[") as e:
+        config.load_grid({**yaml.safe_load((ROOT / "params.yaml").read_text()), **params}, "bomb")
+    assert len(str(e.value)) < 2000 and time.monotonic() - t0 < 5
