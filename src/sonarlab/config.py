@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from sonarlab import files
 
 N_BANDS = 60  # the Sonar data's 60 frequency bands
 # fused: all folds and the final model in one compiled program (fast);
@@ -30,8 +33,15 @@ class ConfigError(ValueError):
     """A parameter is unknown, missing, of the wrong type or out of range."""
 
 
+# A value quoted in an error is cut short: YAML aliases let a 1 KB params file hold a
+# list of 10^8 numbers, whose full repr would be a 500 MB error line.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxtuple, _QUOTE.maxdict = 2, 12, 12, 12
+_QUOTE.maxstring = _QUOTE.maxother = _QUOTE.maxlong = 120
+
+
 def _fail(key: str, value: Any, allowed: str) -> typing.NoReturn:
-    raise ConfigError(f"{key}: got {value!r}; {allowed}")
+    raise ConfigError(f"{key}: got {_QUOTE.repr(value)}; {allowed}")
 
 
 def _check_range(key: str, value: float, lo: float, hi: float, *, hi_open: bool = False) -> None:
@@ -297,13 +307,28 @@ SECTIONS: dict[str, type] = {
 }
 
 
+# params.yaml is a few KB; 1 MiB is far more than any grid needs, and a file that never
+# ends (or a FIFO that never closes) stops at it, or at the time limit, with memory flat.
+PARAMS_MAX_BYTES = 2**20
+PARAMS_READ_SECONDS = 10.0
+PARAMS_LIMITS = files.InputLimits(
+    PARAMS_MAX_BYTES,
+    PARAMS_READ_SECONDS,
+    "the limit for a params file",
+    "the limit for a params file",
+)
+
+
 def read_params(path: Path) -> dict[str, Any]:
-    """Read ``params.yaml`` as a plain mapping (no validation)."""
+    """Read ``params.yaml`` as a plain mapping (no validation), within ``PARAMS_LIMITS``."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        data = yaml.safe_load(files.read_file_within(path, PARAMS_LIMITS).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except files.InputLimitError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):

@@ -8,11 +8,17 @@ formatting are recognised as the same data.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import http.client
 import io
 import logging
+import socket
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable, Sequence
@@ -22,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sonarlab import files
 from sonarlab.config import N_BANDS
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,14 @@ N_ROWS = 208
 CLASS_COUNTS = {"M": 111, "R": 97}
 POSITIVE = "M"  # the models output P(mine)
 ZIP_MEMBER = "sonar.all-data"
+# A data source may hold at most this much: the data set is 87,775 bytes as CSV (and
+# less as the UCI zip), so 1 MiB leaves room for other line endings or number formats
+# while a source that never ends (/dev/zero, an endless response) stops early, with
+# memory flat. The zip's member is held to it too (a small zip can inflate to GBs).
+SOURCE_MAX_BYTES = 2**20
+SOURCE_SIZE_WHY = "the limit for a data source; the Sonar data is about 86 KiB"
+SOURCE_SECONDS_WHY = "fetch.timeout_seconds, the limit for each attempt at a source"
+LOCAL_READ_SECONDS = 30.0  # data/raw/sonar.csv is a local file: only a FIFO could be slow
 # sha256 of canonical_text() of the UCI data set (208 rows, 4-decimal values).
 FINGERPRINT = "e90434cdbf00fcf93ffa911fe447ae25606979658e60f1d32e155c3b5240234d"
 
@@ -139,7 +154,13 @@ def decode(payload: bytes) -> str:
                 names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == ZIP_MEMBER]
                 if not names:
                     raise DataError(f"zip holds no {ZIP_MEMBER} (members: {zf.namelist()})")
-                return zf.read(names[0]).decode("utf-8")
+                # The member's declared size can lie: read no more than the limit allows.
+                with zf.open(names[0]) as member:
+                    text = member.read(SOURCE_MAX_BYTES + 1)
+                if len(text) > SOURCE_MAX_BYTES:
+                    limits = files.InputLimits(SOURCE_MAX_BYTES, 0, SOURCE_SIZE_WHY)
+                    raise DataError(f"zip member {names[0]}: {limits.too_large()}")
+                return text.decode("utf-8")
         except (zipfile.BadZipFile, EOFError) as exc:
             raise DataError(f"corrupt zip ({exc})") from None
     try:
@@ -156,42 +177,174 @@ def load(payload: bytes) -> Sonar:
 
 
 def read_local(path: Path) -> Sonar:
-    """The pipeline's own copy (``data/raw/sonar.csv``), validated again on read."""
-    return load(path.read_bytes())
+    """The pipeline's own copy (``data/raw/sonar.csv``), validated again on read. It may
+    have come from a DVC remote, so it is read within the data source's limits too."""
+    limits = files.InputLimits(
+        SOURCE_MAX_BYTES, LOCAL_READ_SECONDS, SOURCE_SIZE_WHY, "the limit for a local copy"
+    )
+    return load(files.read_file_within(path, limits))
+
+
+def source_limits(timeout: float) -> files.InputLimits:
+    """The limits of one attempt at reading a data source: ``SOURCE_MAX_BYTES``, and
+    ``fetch.timeout_seconds`` for the whole of it (connect to last byte)."""
+    return files.InputLimits(SOURCE_MAX_BYTES, timeout, SOURCE_SIZE_WHY, SOURCE_SECONDS_WHY)
+
+
+class _Watchdog:
+    """Ends one download at its deadline by shutting its sockets down.
+
+    A socket timeout bounds each read, not the download: a server sending a byte a
+    second never trips it. Shutting a socket down from this timer's thread wakes a read
+    blocked on it in the main thread, which then sees the end of the stream."""
+
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watched:
+    """An HTTP(S) connection whose socket a ``_Watchdog`` may shut down."""
+
+    def __init__(self, *args, watchdog: _Watchdog, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._watchdog = watchdog
+
+    def connect(self) -> None:
+        super().connect()  # for HTTPS, TLS included: self.sock is then the TLS socket
+        self._watchdog.watch(self.sock)
+
+
+class _WatchedHTTPConnection(_Watched, http.client.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, http.client.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, watchdog: _Watchdog):
+        super().__init__()
+        self.watchdog = watchdog
+
+    def http_open(self, req):
+        return self.do_open(functools.partial(_WatchedHTTPConnection, watchdog=self.watchdog), req)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, watchdog: _Watchdog):
+        super().__init__()
+        self.watchdog = watchdog
+
+    def https_open(self, req):
+        return self.do_open(functools.partial(_WatchedHTTPSConnection, watchdog=self.watchdog), req)
+
+
+def _download(url: str, limits: files.InputLimits) -> bytes:
+    """One GET of ``url`` within ``limits``: its size, and its time from connecting to
+    the last byte."""
+    req = urllib.request.Request(url, headers={"User-Agent": "sonarlab-fetch"})
+    with _Watchdog(limits.seconds) as watchdog:
+        # A new opener reads the proxy variables now; urlopen's shared one keeps
+        # whatever they were at its first use in the process.
+        opener = urllib.request.build_opener(
+            _WatchedHTTPHandler(watchdog), _WatchedHTTPSHandler(watchdog)
+        )
+        try:
+            with opener.open(req, timeout=limits.seconds) as resp:
+                length = resp.headers.get("Content-Length", "").strip()
+                if length.isdigit() and int(length) > limits.size:
+                    raise limits.too_large()
+                body = files.read_within(resp.read1, limits, watchdog.end)
+        except files.InputLimitError:
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            if watchdog.expired or isinstance(getattr(exc, "reason", exc), TimeoutError):
+                raise limits.too_slow() from None
+            raise
+        if watchdog.expired:  # the shutdown ended the body early: it is not all there
+            raise limits.too_slow()
+        return body
 
 
 def http_get(url: str, timeout: float, retries: int, backoff: float = 0.5) -> bytes:
-    """GET with a timeout and a few retries with exponential backoff.
+    """GET within limits, with a few retries with exponential backoff.
 
-    urllib honours the standard proxy variables (``http_proxy``, ``https_proxy``,
-    ``no_proxy``). Client errors (4xx) are not retried.
+    Each attempt may take ``timeout`` seconds in all, from connecting to the last byte,
+    and read at most ``SOURCE_MAX_BYTES`` (a larger ``Content-Length`` fails at once). urllib
+    honours the standard proxy variables (``http_proxy``, ``https_proxy``,
+    ``no_proxy``). Client errors (4xx) and a response past the size limit are not
+    retried.
     """
+    limits = source_limits(timeout)
     last: Exception | None = None
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
         try:
-            req = urllib.request.Request(url, headers={"User-Agent": "sonarlab-fetch"})
-            # A new opener reads the proxy variables now; urlopen's shared one keeps
-            # whatever they were at its first use in the process.
-            with urllib.request.build_opener().open(req, timeout=timeout) as resp:
-                return resp.read()
+            return _download(url, limits)
         except urllib.error.HTTPError as exc:
             last = exc
             if 400 <= exc.code < 500:
                 break
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        except files.InputLimitError as exc:
+            last = exc
+            if exc.over == "size":  # the same source would send as much again
+                break
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             last = exc
     reason = getattr(last, "reason", None) or last
     raise OSError(f"{reason}")
 
 
 def read_source(source: str, base: Path, timeout: float, retries: int) -> bytes:
-    """Bytes of a URL (http, https, file) or a local path (relative to ``base``)."""
-    if "://" in source:
+    """Bytes of a URL (http, https, file) or a local path (relative to ``base``), within
+    ``source_limits(timeout)``."""
+    if "://" not in source:
+        path = Path(source).expanduser()
+        return files.read_file_within(path if path.is_absolute() else base / path,
+                                      source_limits(timeout))  # fmt: skip
+    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    if scheme in ("http", "https"):
         return http_get(source, timeout, retries)
-    path = Path(source).expanduser()
-    return (path if path.is_absolute() else base / path).read_bytes()
+    if scheme == "file":
+        # urllib's own file handler opens without a time limit (a FIFO would block)
+        parts = urllib.parse.urlsplit(source)
+        if parts.netloc not in ("", "localhost"):
+            raise OSError(f"a file URL names a host ({parts.netloc}); use a local path")
+        return files.read_file_within(
+            Path(urllib.request.url2pathname(parts.path)), source_limits(timeout)
+        )
+    raise OSError(f"unsupported URL scheme {scheme!r}: use http, https, file or a local path")
 
 
 def fetch_first(

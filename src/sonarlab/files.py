@@ -1,13 +1,17 @@
-"""Atomic file output (write to a temporary file beside the target, then rename), and
-CSV formats whose columns are declared once and checked on every read."""
+"""Atomic file output (write to a temporary file beside the target, then rename), CSV
+formats whose columns are declared once and checked on every read, and reads of inputs
+from outside the project bounded in size and time (``read_file_within``)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import select
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,3 +104,108 @@ class CsvFormat:
             raise FormatError(f"{path}: {exc}") from None
         table = table[list(self.columns)]
         return table.set_index(self.index) if self.index is not None else table
+
+
+# --- inputs from outside the project ---------------------------------------------------
+
+READ_CHUNK = 64 * 1024  # bytes asked for per read: a bounded input never needs one big read
+
+
+class InputLimitError(OSError):
+    """An input from outside the project went past its size or its time limit."""
+
+    def __init__(self, message: str, *, over: str):
+        super().__init__(message)
+        self.over = over  # "size" or "time"
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """How much of one kind of input may be read, and for how long.
+
+    ``size_why`` and ``seconds_why`` say where each limit comes from (a constant and
+    why, a parameter's key), so the one-line error names the limit it hit."""
+
+    size: int  # bytes
+    seconds: float
+    size_why: str = ""
+    seconds_why: str = ""
+
+    def too_large(self) -> InputLimitError:
+        message = f"larger than {_bytes_text(self.size)}{_why(self.size_why)}"
+        return InputLimitError(message, over="size")
+
+    def too_slow(self) -> InputLimitError:
+        message = f"not complete within {self.seconds:g} s{_why(self.seconds_why)}"
+        return InputLimitError(message, over="time")
+
+
+def _bytes_text(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
+
+
+def _why(text: str) -> str:
+    return f" ({text})" if text else ""
+
+
+def read_within(
+    read_some: Callable[[int], bytes | None],
+    limits: InputLimits,
+    end: float,
+    ready: Callable[[float], bool] | None = None,
+) -> bytes:
+    """Everything ``read_some(n)`` gives until it returns ``b""``: at most ``limits.size``
+    bytes, before ``time.monotonic()`` reaches ``end``.
+
+    ``read_some`` returns at most ``n`` bytes, or None when nothing is there yet;
+    ``ready(seconds)`` (optional) waits up to that long for data and says whether any
+    came. Reading stops at ``limits.size + 1`` bytes, so memory stays bounded by the
+    limit whatever the source sends."""
+    buf = bytearray()
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise limits.too_slow()
+        if ready is not None and not ready(left):
+            continue
+        chunk = read_some(min(READ_CHUNK, limits.size + 1 - len(buf)))
+        if chunk is None:
+            continue
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > limits.size:
+            raise limits.too_large()
+
+
+def read_file_within(path: Path, limits: InputLimits) -> bytes:
+    """The bytes of ``path`` (a regular file, a device such as ``/dev/zero``, or a FIFO)
+    within ``limits``.
+
+    The file is opened non-blocking: opening a FIFO for reading otherwise waits, without
+    end, for a writer. A FIFO's reads then wait in ``poll`` up to the time left, so a
+    writer that never comes, or trickles, or never stops, meets the time limit; a
+    source that never ends (``/dev/zero``) meets the size limit."""
+    end = time.monotonic() + limits.seconds
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+
+        def ready(seconds: float) -> bool:
+            # Linux reports no event on a FIFO until a writer has come; then POLLHUP
+            # (with or without POLLIN) when it has gone: the read sees the end.
+            return bool(poller.poll(max(1, math.ceil(seconds * 1000))))
+
+        def read_some(n: int) -> bytes | None:
+            try:
+                return os.read(fd, n)
+            except BlockingIOError:
+                return None
+
+        return read_within(read_some, limits, end, ready)
+    finally:
+        os.close(fd)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -105,3 +106,86 @@ def test_predict_cli_names_a_missing_model(workspace, caplog):
 def test_predict_cli_refuses_an_unknown_variant(workspace, caplog):
     assert predict.main(["nosuch", "rows.csv"]) == 2
     assert "variant: got 'nosuch'; defined variants: baseline, visible" in caplog.text
+
+
+class _FreshDraws:
+    """Stands in for a model with dropout on: every call gives new values, all recorded."""
+
+    non_trainable_variables: ClassVar[list] = []
+
+    def __init__(self):
+        self.rng, self.calls = np.random.default_rng(0), []
+
+    def __call__(self, X, training):
+        assert training
+        self.calls.append(self.rng.uniform(size=(len(X), 1)))
+        return self.calls[-1]
+
+
+def test_mc_statistics_combined_batch_by_batch_equal_those_of_all_draws(monkeypatch):
+    monkeypatch.setattr(predict, "SAMPLE_BATCH_ROWS", 10)  # 3 samples of 3 rows a call
+    model = _FreshDraws()
+    mean, std = predict.mc_dropout(model, X[:3], samples=100, seed=0)
+    assert [len(c) for c in model.calls] == [9] * 33 + [3]
+    draws = np.concatenate([c.reshape(-1, 3) for c in model.calls])
+    assert draws.shape == (100, 3)
+    np.testing.assert_allclose(mean, draws.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(std, draws.std(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--samples", "10001"], "--samples: got 10001; allowed: an integer from 0 to 10000"),
+        (["--samples", "-1"], "--samples: got -1; allowed: an integer from 0 to 10000"),
+        (["--read-timeout", "0"], "--read-timeout: got 0.0; allowed: a finite value > 0"),
+        (["--read-timeout", "inf"], "--read-timeout: got inf; allowed: a finite value > 0"),
+    ],
+)
+def test_out_of_range_options_are_one_line_and_exit_2(workspace, caplog, args, message):
+    assert predict.main(["hidden", "rows.csv", *args]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"predict hidden: invalid parameter: {message}"]
+
+
+def test_samples_times_rows_is_bounded_too(workspace, caplog, monkeypatch):
+    monkeypatch.setattr(predict, "MAX_SAMPLED_ROWS", 50)
+    assert predict.main(["hidden", "rows.csv", "--samples", "8"]) == 2  # 7 rows
+    assert "--samples: got 8 for 7 rows; allowed: samples x rows at most 50 (here --samples 7)" in (
+        caplog.text
+    )
+    assert predict.main(["hidden", "rows.csv", "--samples", "7", "--output", "out.csv"]) == 0
+
+
+def test_long_sampling_reports_progress(workspace, caplog):
+    with caplog.at_level("INFO"):
+        assert predict.main(["hidden", "rows.csv", "--samples", "10000", "--output", "o.csv"]) == 0
+    assert "predict: MC dropout: 10000 samples of 7 rows in" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("results", "--output results: is a folder; name a file"),
+        ("rows.csv/out.csv", "--output rows.csv/out.csv: rows.csv is a file, not a folder"),
+        ("rows.csv/a/b.csv", "--output rows.csv/a/b.csv: rows.csv is a file, not a folder"),
+        ("/sys/out.csv", "--output /sys/out.csv: cannot write in /sys ("),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_named_before_any_work(
+    workspace, caplog, output, message
+):
+    root, _ = workspace
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    assert predict.main(["hidden", "rows.csv", "--output", output]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].startswith(f"predict hidden: {message}")
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+def test_rows_from_a_source_that_never_ends_stop_at_the_size_limit(workspace, caplog):
+    assert predict.main(["hidden", "/dev/zero"]) == 1
+    assert (
+        "predict hidden: /dev/zero: larger than 16 MiB (the limit for predict's rows, "
+        "about 40,000 rows)" in caplog.text
+    )

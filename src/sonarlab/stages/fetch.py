@@ -1,7 +1,9 @@
 """Stage ``fetch``: get the UCI Sonar data, verify it, write ``data/raw/sonar.csv``.
 
 Reads: params ``fetch`` (URLs, timeout, retries); env ``SONAR_SOURCE`` (a local
-path or URL, tried first; relative paths are taken from the project root).
+path or URL, tried first; relative paths are taken from the project root). Each
+source is read within 1 MiB (``data.SOURCE_MAX_BYTES``) and ``fetch.timeout_seconds``
+an attempt; past either, it fails naming the source and the limit, and the next is tried.
 Writes: ``data/raw/sonar.csv`` (atomically; canonical form: LF endings, 4 decimals).
 """
 
