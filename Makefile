@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help env pipeline test lint format ui server bench bench-grid agreement
+.PHONY: help env pipeline test lint format push pull check-lock ui server bench bench-grid agreement
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -30,12 +30,21 @@ test: env ## run the tests (unit and integration, real DVC and MLflow)
 	python -m pytest
 
 lint: env ## ruff lint and format check
-	ruff check src tests
-	ruff format --check src tests
+	ruff check src tests scripts
+	ruff format --check src tests scripts
 
 format: env ## apply ruff's fixes and formatting
-	ruff check --fix src tests
-	ruff format src tests
+	ruff check --fix src tests scripts
+	ruff format src tests scripts
+
+push: env ## share the outputs and the run-cache: dvc push to the default remote
+	dvc push --run-cache
+
+pull: env ## get the committed results without training: dvc pull from the remote
+	dvc pull --run-cache
+
+check-lock: env ## fail if dvc.lock is stale for the code or params (CI runs it)
+	python scripts/check_lock.py
 
 ui: env ## the MLflow UI for the repo-root store, on http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
