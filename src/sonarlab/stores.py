@@ -104,8 +104,16 @@ def probe_sqlite(path: Path, uri: str, timeout: float) -> None:
         if "alembic_version" in tables:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
             found = row[0] if row else None
-        # A write that changes nothing: it needs the file, the folder (for the journal)
-        # and the write lock, like every write MLflow will make.
+        if tables and found is None:
+            raise StoreError(
+                f"MLflow store {uri} is a SQLite database but not an MLflow store (no schema "
+                "version); point MLFLOW_TRACKING_URI elsewhere, or move it away to start a "
+                "new store"
+            )
+        if found is not None:
+            _check_schema(uri, found)
+        # A write that changes nothing (but the file's change counter): it needs the
+        # file, the folder (for the journal) and the write lock, like MLflow's writes.
         conn.execute("BEGIN IMMEDIATE")
         user_version = conn.execute("PRAGMA user_version").fetchone()[0]
         conn.execute(f"PRAGMA user_version = {int(user_version)}")
@@ -114,13 +122,6 @@ def probe_sqlite(path: Path, uri: str, timeout: float) -> None:
         raise StoreError(_sqlite_message(uri, path, exc, timeout)) from None
     finally:
         conn.close()
-    if tables and found is None:
-        raise StoreError(
-            f"MLflow store {uri} is a SQLite database but not an MLflow store (no schema "
-            "version); point MLFLOW_TRACKING_URI elsewhere, or move it away to start a new store"
-        )
-    if found is not None:
-        _check_schema(uri, found)
 
 
 def _check_schema(uri: str, found: str) -> None:
