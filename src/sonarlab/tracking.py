@@ -162,16 +162,20 @@ def open_experiment(
     with store_lock(uri, timeout):  # the first use of a new SQLite store migrates it
         if path is not None:
             stores.probe_sqlite(path, uri, timeout)
+            if not path.exists() or path.stat().st_size == 0:
+                log.info("creating the MLflow store %s", uri)
         mlflow.set_tracking_uri(uri)
         try:
-            client = MlflowClient(uri)
-            experiment_id = ensure_experiment(client, name, uri)
-            mlflow.search_experiments(max_results=1)  # the fluent API's store, opened here too
-            stores.probe_artifacts(client.get_experiment(experiment_id).artifact_location, uri)
-            stores.mark_dead_runs(client, stage or f"sonarlab (pid {os.getpid()})")
+            with quiet_mlflow():  # its failures are said in one line below
+                client = MlflowClient(uri)
+                experiment_id = ensure_experiment(client, name, uri)
+                mlflow.search_experiments(max_results=1)  # the fluent API's store, opened here too
+                stores.probe_artifacts(client.get_experiment(experiment_id).artifact_location, uri)
+                stores.mark_dead_runs(client, stage or f"sonarlab (pid {os.getpid()})")
         except (MlflowException, SQLAlchemyError) as exc:
-            reason = str(getattr(exc, "message", exc)).splitlines()[0]
-            raise stores.StoreError(f"MLflow store {uri} cannot be used: {reason}") from None
+            raise stores.StoreError(
+                f"MLflow store {uri} cannot be used: {root_cause(exc)}"
+            ) from None
     return client, experiment_id, uri
 
 
@@ -397,10 +401,36 @@ def end_active_run_killed() -> None:
     its process gone (``stores.mark_dead_runs``)."""
     run = mlflow.active_run()
     try:
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        with quiet_mlflow():
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
     except (Exception, KeyboardInterrupt, Terminated) as exc:
         run_id = run.info.run_id if run else "?"
         log.warning(
             "run %s could not be ended KILLED (%s); the next stage to open the store will",
-            run_id, f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+            run_id, root_cause(exc),
         )  # fmt: skip
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow logs a store's failure at ERROR, with a traceback, before raising it; here
+    the caller says it in one line instead."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first line of the innermost explicit cause (SQLAlchemy and MLflow wrap the
+    driver's error in lines of their own)."""
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__
+    inner = seen[-1]
+    text = str(getattr(inner, "message", inner)).strip()
+    return f"{type(inner).__name__}: {text.splitlines()[0] if text else ''}"[:300]

@@ -250,3 +250,36 @@ def test_the_wait_is_configurable(raw, ok):
             stores.store_timeout(env)
     else:
         assert stores.store_timeout(env) == ok
+
+
+def test_an_interrupt_whose_run_cannot_be_ended_says_so_in_one_line(tmp_path, caplog):
+    """The store's folder turns immutable mid-run (``chattr +i``: SQLite cannot make its
+    journal, for root too), so ending the run fails: one warning, the interrupt goes on."""
+    import logging
+
+    import mlflow
+
+    folder = tmp_path / "store"
+    client, experiment_id, _ = tracking.open_experiment(folder, "interrupted", stage="t")
+    try:
+        with (
+            pytest.raises(KeyboardInterrupt),
+            caplog.at_level(logging.DEBUG),
+            mlflow.start_run(experiment_id=experiment_id) as run,
+            tracking.closing_run_on_failure(),
+        ):
+            done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
+            if done.returncode != 0:
+                pytest.skip(f"chattr +i not possible here: {done.stderr!r}")
+            caplog.clear()
+            raise KeyboardInterrupt
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == (
+        f"run {run.info.run_id} could not be ended KILLED (OperationalError: unable to open "
+        "database file); the next stage to open the store will"
+    )
+    assert mlflow.active_run() is None
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"  # for mark_dead_runs
