@@ -29,6 +29,13 @@ from sonarlab.stores import (
 )
 
 
+@pytest.fixture(autouse=True)
+def own_tracking_uri(monkeypatch):
+    """``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI``: restored after each
+    test, so that each test's ``open_experiment`` opens its own store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+
+
 @pytest.fixture(scope="module")
 def made_store(tmp_path_factory):
     """A real store MLflow made (its schema at this MLflow's head): copied by each test."""
