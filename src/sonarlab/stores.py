@@ -247,14 +247,17 @@ FOUND_DEAD_TAG = "sonarlab.found_dead"
 
 
 def process_start(pid: int) -> str | None:
-    """When ``pid`` started (clock ticks after boot), or None if there is no such process.
-    A pid the kernel has reused has a different start."""
+    """When ``pid`` started (clock ticks after boot), or None if there is no such process
+    or it has ended (a zombie). A pid the kernel has reused has a different start."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
     # Field 2 (the command) is in parentheses and may hold spaces or ')': split after it.
-    return stat.rpartition(")")[2].split()[19]
+    fields = stat.rpartition(")")[2].split()
+    if fields[0] in ("Z", "X"):  # field 3, the state: ended, not yet reaped by its parent
+        return None
+    return fields[19]
 
 
 def _read(path: str) -> str:

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -65,6 +66,13 @@ def test_a_process_start_identifies_it():
     assert process_start(os.getpid()) == process_start(os.getpid())
     assert process_start(os.getpid()).isdigit()
     assert process_start(2**22 + 1) is None  # above pid_max: no such process
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert process_start(zombie.pid) is None  # ended, not yet waited for
+    zombie.wait()
     assert liveness_tags()[START_TAG] == process_start(os.getpid())
 
 
