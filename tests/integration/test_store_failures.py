@@ -289,3 +289,19 @@ def test_a_server_that_answers_but_is_not_mlflow(fresh, status, body, content_ty
                    "working MLflow server; check the URI in MLFLOW_TRACKING_URI and the "
                    "server's log")  # fmt: skip
     assert_one_line_before_training(fresh, proc, message)
+
+
+def test_the_grid_stage_probes_the_store_before_training(fresh, made_store):
+    path, uri = store_of(fresh, made_store)
+    path.write_bytes(path.read_bytes()[:4096])
+    proc = fresh.run(
+        str(BIN / "python"), "-m", "sonarlab.stages.grid", "hidden_dropout", check=False
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if not TF_NOISE.match(line)]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].endswith(
+        f" ERROR grid@hidden_dropout: MLflow store {uri} is damaged (database disk image is "
+        "malformed); restore it from a backup, or move it away to start a new store"
+    )
+    assert not (fresh.root / "results" / "grid").exists()
