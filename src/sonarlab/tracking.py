@@ -18,8 +18,6 @@ import fcntl
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -33,7 +31,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
+from sqlalchemy.exc import SQLAlchemyError
 
+from sonarlab import stores
 from sonarlab.config import N_BANDS, CVConfig, GridConfig, VariantConfig, flatten
 from sonarlab.interrupts import Terminated
 from sonarlab.paths import GridPaths, git_commit
@@ -61,42 +61,64 @@ def artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
-def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, naming the URI, when a tracking server does not answer.
+def check_reachable(tracking_uri: str, timeout: float = 5.0, experiment: str = "Default") -> None:
+    """Fail fast, naming the URI, when a tracking server does not answer as MLflow does.
 
     MLflow's own client retries an unreachable server for minutes; this probe asks the
-    server's /health once, before any training, and raises ``OSError`` if it is down.
+    server's /health and MLflow's REST API once, before any training, and raises
+    ``StoreError`` (an ``OSError``) if it is down or is not an MLflow server. Local
+    stores are probed by ``open_experiment``.
     """
-    if not tracking_uri.startswith(("http://", "https://")):
-        return
-    try:
-        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout):
-            pass
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise OSError(
-            f"MLflow tracking server {tracking_uri} is not reachable ({reason}); start it, "
-            "or unset MLFLOW_TRACKING_URI to log to the local store"
-        ) from None
+    if tracking_uri.startswith(("http://", "https://")):
+        stores.probe_server(tracking_uri, experiment, timeout)
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` store; None for other stores."""
+    prefix = "sqlite:///"
+    return Path(tracking_uri[len(prefix) :]) if tracking_uri.startswith(prefix) else None
 
 
 @contextlib.contextmanager
-def store_lock(tracking_uri: str) -> Iterator[None]:
+def store_lock(tracking_uri: str, timeout: float | None = None) -> Iterator[None]:
     """Hold an exclusive lock beside a SQLite store (no-op for other stores).
 
     MLflow creates and migrates a SQLite store's schema on first use; four stages
     starting at once on a new store (``dvc queue start -j 4``) raced in that migration
     and all failed ("table _alembic_tmp_tags already exists"), leaving the store
     broken. Opening the store under this lock makes the first use one at a time.
+    A lock held by another process for over ``timeout`` seconds (default
+    ``stores.store_timeout()``) raises ``StoreError``.
     """
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix):
+    path = sqlite_path(tracking_uri)
+    if path is None:
         yield
         return
-    lock_path = Path(tracking_uri[len(prefix) :] + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    timeout = stores.store_timeout() if timeout is None else timeout
+    lock_path = Path(f"{path}.lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock_path, "a")  # noqa: SIM115 (closed below, after the unlock)
+    except OSError as exc:
+        raise stores.StoreError(
+            f"MLflow store {tracking_uri}: cannot open its lock file {lock_path} "
+            f"({exc.strerror or exc}); make {lock_path.parent} writable"
+        ) from None
+    with fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise stores.StoreError(
+                        f"MLflow store {tracking_uri} is locked: another process has held "
+                        f"its lock {lock_path} for over {timeout:g} s (see `fuser {lock_path}`); "
+                        f"end it or wait, then run the stage again ({stores.TIMEOUT_ENV} sets "
+                        "the wait)"
+                    ) from None
+                time.sleep(0.1)
         try:
             yield
         finally:
@@ -122,16 +144,38 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
         return found.experiment_id
 
 
-def open_experiment(store_root: Path, name: str) -> tuple[MlflowClient, str, str]:
-    """Point MLflow at the store (checked reachable) and return the client, the
-    experiment's id and the tracking URI. Safe for stages starting at once."""
+def open_experiment(
+    store_root: Path, name: str, stage: str | None = None
+) -> tuple[MlflowClient, str, str]:
+    """Point MLflow at the store and return the client, the experiment's id and the
+    tracking URI. Safe for stages starting at once.
+
+    Before any training: a store that cannot be used (damaged, read-only, locked for too
+    long, a server that is not MLflow, another MLflow's schema, artifacts that cannot be
+    written) raises ``StoreError`` with one line naming it and what to do; and runs left
+    RUNNING by processes that are gone are ended KILLED (``stores.mark_dead_runs``, by
+    ``stage``)."""
     uri = resolve_tracking_uri(store_root)
-    check_reachable(uri)
-    mlflow.set_tracking_uri(uri)
-    with store_lock(uri):  # the first use of a new SQLite store migrates it
-        client = MlflowClient(uri)
-        experiment_id = ensure_experiment(client, name, uri)
-        mlflow.search_experiments(max_results=1)  # the fluent API's store, opened here too
+    timeout = stores.store_timeout()
+    check_reachable(uri, experiment=name)
+    path = sqlite_path(uri)
+    with store_lock(uri, timeout):  # the first use of a new SQLite store migrates it
+        if path is not None:
+            stores.probe_sqlite(path, uri, timeout)
+            if not path.exists() or path.stat().st_size == 0:
+                log.info("creating the MLflow store %s", uri)
+        mlflow.set_tracking_uri(uri)
+        try:
+            with quiet_mlflow():  # its failures are said in one line below
+                client = MlflowClient(uri)
+                experiment_id = ensure_experiment(client, name, uri)
+                mlflow.search_experiments(max_results=1)  # the fluent API's store, opened here too
+                stores.probe_artifacts(client.get_experiment(experiment_id).artifact_location, uri)
+                stores.mark_dead_runs(client, stage or f"sonarlab (pid {os.getpid()})")
+        except (MlflowException, SQLAlchemyError) as exc:
+            raise stores.StoreError(
+                f"MLflow store {uri} cannot be used: {root_cause(exc)}"
+            ) from None
     return client, experiment_id, uri
 
 
@@ -169,8 +213,11 @@ def take_launch(env: MutableMapping[str, str] | None = None) -> Launch:
 
 
 def run_tags(stage: str, workspace: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a stage's top-level run is tagged with: the stage, the commit, the DVC
+    experiment, and who made it (``stores.liveness_tags``: a run whose process is gone is
+    found by the next stage that opens the store)."""
     env = os.environ if env is None else env
-    tags = {"dvc.stage": env.get("DVC_STAGE") or stage}
+    tags = {"dvc.stage": env.get("DVC_STAGE") or stage, **stores.liveness_tags()}
     commit = git_commit(workspace)
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -230,6 +277,7 @@ def log_fold(client: MlflowClient, experiment_id: str, variant: str, result: Fol
             experiment_id=experiment_id,
             run_name=f"{variant} r{s.repeat} f{s.fold}",
             nested=True,
+            tags=stores.liveness_tags(),
         ) as child,
         closing_run_on_failure(),
     ):
@@ -314,7 +362,11 @@ def log_grid_result(
         run = client.create_run(
             experiment_id,
             run_name=f"{grid.name} #{trial.index}",
-            tags={"mlflow.parentRunId": parent, "sonarlab.grid": grid.name},
+            tags={
+                "mlflow.parentRunId": parent,
+                "sonarlab.grid": grid.name,
+                **stores.liveness_tags(),
+            },
         )
         params = {"trial": trial.index, "seed": trial.replicate,
                   **flatten(trial.variant, "variant."), **flatten(cv, "cv.")}  # fmt: skip
@@ -335,8 +387,50 @@ def closing_run_on_failure() -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, Terminated):
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        end_active_run_killed()
         raise
     except Exception as exc:
         mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
         raise
+
+
+def end_active_run_killed() -> None:
+    """End the active run KILLED, as an interrupt unwinds. If that fails (the store went
+    away, or a second interrupt arrives meanwhile), one line says so and the interrupt
+    goes on; the run is then left RUNNING until the next stage opens the store and finds
+    its process gone (``stores.mark_dead_runs``)."""
+    run = mlflow.active_run()
+    try:
+        with quiet_mlflow():
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+    except (Exception, KeyboardInterrupt, Terminated) as exc:
+        run_id = run.info.run_id if run else "?"
+        log.warning(
+            "run %s could not be ended KILLED (%s); the next stage to open the store will",
+            run_id, root_cause(exc),
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow logs a store's failure at ERROR, with a traceback, before raising it; here
+    the caller says it in one line instead."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first line of the innermost explicit cause (SQLAlchemy and MLflow wrap the
+    driver's error in lines of their own)."""
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__
+    inner = seen[-1]
+    text = str(getattr(inner, "message", inner)).strip()
+    return f"{type(inner).__name__}: {text.splitlines()[0] if text else ''}"[:300]

@@ -44,7 +44,7 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
 
     engines.import_engine(cv.engine)
 
-    client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), experiment)
+    client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), experiment, stage)
     progress = Progress(stage, engines.total_epochs(cv.engine, variant, len(prepared.scalers)))
     log.info(
         "%s: %d folds x %d epochs, %s engine, store %s",

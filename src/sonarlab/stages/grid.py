@@ -43,7 +43,7 @@ def grid_stage(name: str) -> None:
     if isinstance(runner, cluster.InProcess):  # TensorFlow loads now, before the run starts
         engines.import_engine("fused")
     shards = grid.plan(study, sonar, prepared, workers=runner.workers)
-    client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), experiment)
+    client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), experiment, stage)
     log.info(
         "%s: %d trials x %d splits in %d shard(s), %s; store %s",
         stage, len(study.trials), len(prepared.splits), len(shards), runner.where, uri,

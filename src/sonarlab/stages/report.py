@@ -70,7 +70,9 @@ def build_report() -> None:
     folds_per_repeat = rows[0].summary.n_splits // rows[0].summary.repeats
     unlike = {v: comparison.unlike_tutorial(v, s, folds_per_repeat) for v, s in settings.items()}
 
-    client, experiment_id, _ = tracking.open_experiment(store_root(paths.root), experiment)
+    client, experiment_id, _ = tracking.open_experiment(
+        store_root(paths.root), experiment, "report"
+    )
     with tracking.stage_run(client, experiment_id, "report", "report", paths.root):
         figures = report_page.write_figures(paths.reports, rows, tables, curves, baseline)
         learning = {v: p.learning_curves for v, p in variants.items()}
