@@ -176,7 +176,11 @@ def open_experiment(
             raise stores.StoreError(
                 f"MLflow store {uri} cannot be used: {root_cause(exc)}"
             ) from None
+    _opened.append(uri)
     return client, experiment_id, uri
+
+
+_opened: list[str] = []  # the stores this process opened, for end_runs_of_this_process
 
 
 @dataclass(frozen=True)
@@ -394,11 +398,11 @@ def closing_run_on_failure() -> Iterator[None]:
         raise
 
 
-def end_active_run_killed() -> None:
-    """End the active run KILLED, as an interrupt unwinds. If that fails (the store went
-    away, or a second interrupt arrives meanwhile), one line says so and the interrupt
-    goes on; the run is then left RUNNING until the next stage opens the store and finds
-    its process gone (``stores.mark_dead_runs``)."""
+def end_active_run_killed() -> bool:
+    """End the active run KILLED, as an interrupt unwinds; False if that failed. If it
+    fails (the store went away), one line says so and the interrupt goes on; the run is
+    then left RUNNING until the next stage opens the store and finds its process gone
+    (``stores.mark_dead_runs``)."""
     run = mlflow.active_run()
     try:
         with quiet_mlflow():
@@ -409,6 +413,30 @@ def end_active_run_killed() -> None:
             "run %s could not be ended KILLED (%s); the next stage to open the store will",
             run_id, root_cause(exc),
         )  # fmt: skip
+        return False
+    return True
+
+
+def end_runs_of_this_process() -> None:
+    """After an interrupt: end KILLED every run of this process still RUNNING: those still
+    active, and one that ``start_run`` had made but not yet made active when the signal
+    came (nothing else would end it before the next stage finds this process gone)."""
+    while mlflow.active_run() is not None:
+        if not end_active_run_killed():
+            return
+    if not _opened:
+        return
+    own = stores.liveness_tags()
+    same = (stores.HOST_TAG, stores.PID_NS_TAG, stores.BOOT_TAG, stores.PID_TAG, stores.START_TAG)
+    try:
+        with quiet_mlflow():
+            client = MlflowClient(_opened[-1])
+            for run in stores.running_runs(client):
+                if all(run.data.tags.get(k) == own[k] for k in same):
+                    client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+    except Exception as exc:
+        log.warning("runs of this process could not be ended KILLED (%s); the next stage to "
+                    "open the store will", root_cause(exc))  # fmt: skip
 
 
 @contextlib.contextmanager

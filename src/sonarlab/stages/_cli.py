@@ -60,16 +60,10 @@ def _run(stage: str, body: Callable[[], None]) -> int:
 
 
 def end_active_runs() -> None:
-    """After an interrupt: end as KILLED any MLflow run still active in this process (one
-    interrupted while it was being started is not yet inside the block that ends it)."""
-    mlflow = sys.modules.get("mlflow")
-    if mlflow is None:
-        return
-    try:
-        while mlflow.active_run() is not None:
-            mlflow.end_run("KILLED")
-    except Exception as exc:  # the store may be what failed; the next stage marks it
-        log.warning("could not mark the interrupted run KILLED: %s", exc)
+    """After an interrupt: end this process's runs KILLED, if it opened a store at all."""
+    tracking = sys.modules.get("sonarlab.tracking")
+    if tracking is not None:
+        tracking.end_runs_of_this_process()
 
 
 def main_without_arguments(stage: str, doc: str | None, body: Callable[[], None], argv) -> int:
