@@ -37,9 +37,54 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if exc.filename in (None, str(tmp_path), tmp_path):  # name the file meant, not ours
+            raise OSError(exc.errno, f"cannot write {target}: {exc.strerror}") from None
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+# Free space a stage wants on the disk of each output folder before it trains: its
+# files are well under 1 MiB each (the model, a figure, tables), and a disk this full
+# would fail the MLflow store and the DVC cache beside them too.
+MIN_FREE_BYTES = 32 * 2**20
+
+
+def check_writable(target: Path, what: str = "", min_free: int = 0) -> None:
+    """Fail now, naming ``target``, if it cannot be written, rather than after the work
+    that makes it: a folder at ``target``, a file where a folder must be, a folder that
+    does not let us create files (tried with a temporary file: permissions, a read-only
+    mount, an immutable attribute), or fewer than ``min_free`` bytes free on its disk.
+    ``what`` names where the path came from (``--output``)."""
+    label = f"{what} {target}" if what else str(target)
+    if target.is_dir():
+        raise OSError(f"{label}: is a folder; name a file")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OSError(f"{label}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OSError(f"{label}: cannot write in {folder} ({exc.strerror})") from None
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    if free < min_free:
+        raise OSError(
+            f"{label}: only {free / 2**20:.1f} MiB free on the disk of {folder} (a stage "
+            f"wants {min_free / 2**20:.0f} MiB); free some space and run again"
+        )
+
+
+def check_outputs(targets: list[Path]) -> None:
+    """``check_writable`` for every output of a stage, with ``MIN_FREE_BYTES`` free."""
+    for target in targets:
+        check_writable(target, min_free=MIN_FREE_BYTES)
 
 
 def write_text(target: Path, text: str) -> None:

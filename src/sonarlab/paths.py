@@ -90,6 +90,10 @@ class VariantPaths:
     def model(self) -> Path:
         return self.root / "model.keras"
 
+    @property
+    def outputs(self) -> list[Path]:
+        return [self.metrics, self.folds, self.curves, self.learning_curves, self.model]
+
 
 @dataclass(frozen=True)
 class GridPaths:
@@ -110,6 +114,10 @@ class GridPaths:
     @property
     def figure(self) -> Path:
         return self.root / "grid.png"
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [self.trials, self.splits, self.metrics, self.figure]
 
 
 def git_commit(cwd: Path) -> str | None:

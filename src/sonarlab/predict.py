@@ -26,7 +26,6 @@ import errno
 import logging
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -111,24 +110,6 @@ def mc_dropout(model, X: np.ndarray, samples: int, seed: int) -> tuple[np.ndarra
     return mean, np.sqrt(m2 / samples)
 
 
-def _check_output(output: Path) -> None:
-    """Fail now, naming the path, if ``output`` cannot be written, rather than after the
-    model's work: a folder at ``output``, a file where a folder must be, or a folder
-    that does not let us create files (tried with a temporary file)."""
-    if output.is_dir():
-        raise OSError(f"--output {output}: is a folder; name a file")
-    folder = output.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise OSError(f"--output {output}: {folder} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise OSError(f"--output {output}: cannot write in {folder} ({exc.strerror})") from None
-
-
 def predict(
     variant: str,
     rows: Path,
@@ -146,7 +127,7 @@ def predict(
     if variant not in names:
         raise ConfigError(f"variant: got {variant!r}; defined variants: {', '.join(names)}")
     if output is not None:
-        _check_output(output)
+        files.check_writable(output, "--output")
     X = read_rows(rows, read_timeout)
     if samples * len(X) > MAX_SAMPLED_ROWS:
         raise ConfigError(

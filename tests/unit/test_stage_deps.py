@@ -32,9 +32,13 @@ def imported_modules(name: str, src: Path = SRC) -> set[str]:
     """``name`` and every ``sonarlab`` module it imports, transitively, with the packages
     that importing each one runs (``sonarlab/__init__.py`` and so on)."""
     seen: set[str] = set()
+    read: set[str] = set()  # modules whose imports are taken (a package imports itself)
     todo = [name]
     while todo:
         module = todo.pop()
+        if module in read:
+            continue
+        read.add(module)
         parts = module.split(".")
         for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
             prefix = ".".join(parts[:i])

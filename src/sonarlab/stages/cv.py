@@ -18,7 +18,7 @@ import argparse
 import logging
 import time
 
-from sonarlab import data, result_files, tracking
+from sonarlab import data, files, result_files, tracking
 from sonarlab.config import apply_overrides, load_section, load_variant, read_params
 from sonarlab.folds import prepared_for
 from sonarlab.paths import store_root, workspace_paths
@@ -38,6 +38,8 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
     experiment = load_section(params, "mlflow").experiment
     sonar = data.read_local(paths.raw_data)
     prepared = prepared_for(cv, sonar, paths.folds, paths.scalers)
+    outputs = paths.variant(variant_name)
+    files.check_outputs(outputs.outputs)  # a blocked output is found now, not after training
     # TensorFlow loads here, once the parameters and inputs are known to be good, and
     # before the MLflow run starts.
     from sonarlab import engines
@@ -68,7 +70,6 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
         tracking.log_cv_result(
             client, parent.info.run_id, settings, metrics, curves, result.final.model
         )
-        outputs = paths.variant(variant_name)
         result_files.write_variant(
             outputs, f"{variant_name}: mean ± std over {len(table)} folds",
             table, curves, metrics, result.final.model,

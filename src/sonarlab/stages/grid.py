@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sonarlab import cluster, data, engines, grid, plots, result_files, tracking
+from sonarlab import cluster, data, engines, files, grid, plots, result_files, tracking
 from sonarlab.config import load_grid, load_section, read_params
 from sonarlab.folds import prepared_for
 from sonarlab.paths import store_root, workspace_paths
@@ -39,6 +39,8 @@ def grid_stage(name: str) -> None:
     experiment = load_section(params, "mlflow").experiment
     sonar = data.read_local(paths.raw_data)
     prepared = prepared_for(cv, sonar, paths.folds, paths.scalers)
+    outputs = paths.grid(name)
+    files.check_outputs(outputs.outputs)  # a blocked output is found now, not after training
     runner = cluster.executor()  # connects and checks the workers before any training
     if isinstance(runner, cluster.InProcess):  # TensorFlow loads now, before the run starts
         engines.import_engine("fused")
@@ -61,7 +63,6 @@ def grid_stage(name: str) -> None:
         axes = study.axis_names
         metrics = result_files.grid_metrics(grid.best_trial(trials), axes, len(trials))
         figure = plots.grid(trials, axes, f"{stage}: {len(prepared.splits)} splits per trial")
-        outputs = paths.grid(name)
         result_files.write_grid(outputs, axes, trials, splits, metrics, figure)
         tracking.log_grid_result(
             client, parent.info.run_id, experiment_id, study, cv, trials, metrics, outputs

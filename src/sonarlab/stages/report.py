@@ -70,6 +70,8 @@ def build_report() -> None:
     folds_per_repeat = rows[0].summary.n_splits // rows[0].summary.repeats
     unlike = {v: comparison.unlike_tutorial(v, s, folds_per_repeat) for v, s in settings.items()}
 
+    written = ("index.html", "summary.md", "fold_accuracy.csv", *report_page.FIGURES)
+    files.check_outputs([paths.reports / name for name in written])
     client, experiment_id, _ = tracking.open_experiment(
         store_root(paths.root), experiment, "report"
     )
@@ -86,7 +88,6 @@ def build_report() -> None:
         )
         mlflow.log_params({"baseline": baseline, "variants": ",".join(names)})
         mlflow.log_metrics(comparison.comparison_metrics(rows))
-        written = ("index.html", "summary.md", "fold_accuracy.csv", *report_page.FIGURES)
         tracking.log_outputs([paths.reports / name for name in written])
     log.info("report: %d variants -> %s", len(names), paths.reports / "index.html")
 
