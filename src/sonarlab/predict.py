@@ -28,7 +28,7 @@ from sonarlab.config import ConfigError, read_params, variant_names
 from sonarlab.data import DataError
 from sonarlab.paths import workspace_paths
 from sonarlab.seeds import mc_dropout_seed
-from sonarlab.stages._cli import run
+from sonarlab.stages._cli import CliParser, run
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def predict(variant: str, rows: Path, samples: int, seed: int, output: Path | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="python -m sonarlab.predict",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
