@@ -214,7 +214,7 @@ def test_a_stage_without_arguments(tiny, module, args, env):
     tiny.run(module, args, env)
 
 
-@budget(6)
+@budget(10)
 @given(
     args=argv(
         names.map(lambda n: [n]) | st.just([]),
@@ -239,7 +239,7 @@ def test_cv(tiny, args, more, env):
     tiny.run("sonarlab.stages.cv", [*args, *(t for o in more for t in o)], env)
 
 
-@budget(5)
+@budget(6)
 @given(args=argv(names.map(lambda n: [n]) | st.just([]), {}), env=environments())
 @example(args=["../../escape"], env={})
 @example(args=["a;b"], env={})
@@ -260,7 +260,7 @@ def test_report(tiny, args, env):
 outputs = st.sampled_from(["out.csv", "results", "sub/out.csv", "", "rows.csv/x", "tmp"])
 
 
-@budget(12)
+@budget(20)
 @given(
     args=argv(
         st.tuples(names, st.sampled_from(["rows.csv", "missing.csv", "params.yaml", "data"])
