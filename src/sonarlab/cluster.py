@@ -19,6 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from sonarlab import SOURCE_DIGEST, __version__
+from sonarlab.config import ConfigError
 from sonarlab.errors import StageError
 from sonarlab.grid import Shard, ShardResult, run_shard
 from sonarlab.paths import git_commit
@@ -31,8 +32,22 @@ CONNECT_SECONDS = 10.0  # an unreachable scheduler fails the stage within this
 def scheduler_address() -> str | None:
     """The cluster Dask's configuration names (``DASK_SCHEDULER_ADDRESS``), or None."""
     import dask.config
+    from distributed.comm import get_address_host_port
 
-    return dask.config.get("scheduler-address", default=None) or None
+    address = dask.config.get("scheduler-address", default=None) or None
+    if address is None:
+        return None
+    try:
+        port = get_address_host_port(str(address))[1]
+        problem = "" if 0 < port < 65536 else f"port {port} out of range"
+    except ValueError as exc:
+        problem = str(exc)
+    if problem:
+        raise ConfigError(
+            f"DASK_SCHEDULER_ADDRESS: got {address!r} ({problem}); allowed: a scheduler's "
+            "address, tcp://<host>:<port>, or unset to run the shards in this process"
+        )
+    return str(address)
 
 
 def code_fingerprint() -> dict[str, str | None]:

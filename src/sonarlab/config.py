@@ -399,7 +399,11 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
             if not isinstance(node.get(part), dict):
                 raise ConfigError(f"override {key}: {part!r} is not a section in params.yaml")
             node = node[part]
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise ConfigError(f"override {key}: {raw!r} is not a YAML value ({problem})") from None
     return out
 
 

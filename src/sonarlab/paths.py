@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from sonarlab.config import ConfigError
+
 
 def find_workspace(start: Path | None = None) -> Path:
     """The nearest directory at or above ``start`` (default: cwd) holding ``dvc.yaml``."""
@@ -27,7 +29,15 @@ def find_workspace(start: Path | None = None) -> Path:
 def store_root(workspace: Path, env: os._Environ[str] | dict[str, str] | None = None) -> Path:
     """Where the default MLflow store lives: ``$DVC_ROOT`` when DVC runs us, else the workspace."""
     env = os.environ if env is None else env
-    return Path(env["DVC_ROOT"]).resolve() if env.get("DVC_ROOT") else workspace
+    if not env.get("DVC_ROOT"):
+        return workspace
+    root = Path(env["DVC_ROOT"]).resolve()
+    if not root.is_dir():
+        raise ConfigError(
+            f"DVC_ROOT: got {env['DVC_ROOT']!r}; allowed: an existing folder (DVC sets it to "
+            "the repository's root; unset it outside DVC)"
+        )
+    return root
 
 
 @dataclass(frozen=True)

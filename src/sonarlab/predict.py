@@ -37,7 +37,7 @@ from sonarlab.data import DataError
 from sonarlab.paths import workspace_paths
 from sonarlab.progress import Progress
 from sonarlab.seeds import mc_dropout_seed
-from sonarlab.stages._cli import run
+from sonarlab.stages._cli import CliParser, run
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def predict(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="python -m sonarlab.predict",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,4 +1,5 @@
-"""What every stage CLI shares: logging set-up and turning known errors into one line."""
+"""What every CLI shares: its argument parser, logging set-up, and turning every failure
+into one line on stderr and an exit code."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
+import tempfile
+import traceback
+from collections.abc import Callable, Mapping
 
 from sonarlab import interrupts
 from sonarlab.config import IDENTIFIER, ConfigError
@@ -16,23 +19,86 @@ from sonarlab.files import FormatError
 
 log = logging.getLogger("sonarlab")
 
+# CRITICAL is not offered: it would hide the one line that says why a stage failed.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break and other unprintable character escaped (``\\n``,
+    ``\\x1b``, ``\\u2028``): a value from the command line, the environment or a file
+    can never break a message into several lines or move the cursor."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+class CliParser(argparse.ArgumentParser):
+    """``argparse``'s parser, but a bad argument is one line (and exit code 2) instead of
+    the usage and then the error; ``--help`` still prints the whole usage."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(**kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+class OneLineFormatter(logging.Formatter):
+    """One record, one line: the message's line breaks are escaped (a traceback that a
+    library attaches to its record still follows on lines of its own)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
+
+
+def log_level(env: Mapping[str, str] | None = None) -> str:
+    """The level ``SONARLAB_LOG_LEVEL`` names (any case; unset or empty: INFO)."""
+    env = os.environ if env is None else env
+    given = env.get("SONARLAB_LOG_LEVEL", "")
+    level = given.strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise ConfigError(
+            f"SONARLAB_LOG_LEVEL: got {given!r}; allowed: {', '.join(LOG_LEVELS)} (any case)"
+        )
+    return level
+
+
+def set_up_logging() -> ConfigError | None:
+    """Log to stderr, one line per record; a bad ``SONARLAB_LOG_LEVEL`` is returned (to be
+    reported as any bad parameter) and INFO used meanwhile."""
+    try:
+        level, problem = log_level(), None
+    except ConfigError as exc:
+        level, problem = "INFO", exc
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    logging.basicConfig(level=level, handlers=[handler])
+    return problem
+
+
+def save_traceback(stage: str, exc: BaseException) -> str:
+    """Write ``exc``'s traceback to a new file in the temporary folder; its path."""
+    fd, path = tempfile.mkstemp(prefix=f"sonarlab-{stage.partition('@')[0]}-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
+        out.write(f"{stage}: {' '.join(map(repr, sys.argv))}\n")
+        traceback.print_exception(exc, file=out)
+    return path
+
 
 def run(stage: str, body: Callable[[], None]) -> int:
-    """Run ``body``; a bad parameter or bad data ends it with one line and exit code 2 or 1,
-    an interrupt with one line and 130 (SIGINT) or 143 (SIGTERM)."""
+    """Run ``body``; any failure ends it with one line on stderr and a non-zero exit code:
+    2 for a bad parameter (params.yaml, an argument, an environment variable), 1 for bad
+    data, a missing input or a failed operation, 130/143 for Ctrl-C/SIGTERM."""
     return interrupts.exit_command(_run(stage, body))
 
 
 def _run(stage: str, body: Callable[[], None]) -> int:
-    logging.basicConfig(
-        level=os.environ.get("SONARLAB_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-
+    problem = set_up_logging()
     interrupts.begin_work(stage)
     try:
+        if problem is not None:
+            raise problem
         body()
         interrupts.end_work()
     except (KeyboardInterrupt, interrupts.Terminated) as exc:
@@ -47,11 +113,28 @@ def _run(stage: str, body: Callable[[], None]) -> int:
         return 2
     except FileNotFoundError as exc:
         interrupts.end_work()
-        log.error("%s: missing input %s (run `dvc repro` to make it)", stage, exc.filename)
+        if exc.filename is None:  # raised with a message of its own
+            log.error("%s: %s", stage, exc)
+        else:
+            log.error("%s: missing input %s (run `dvc repro` to make it)", stage, exc.filename)
         return 1
     except (DataError, FormatError, StageError, OSError) as exc:
         interrupts.end_work()
         log.error("%s: %s", stage, exc)
+        return 1
+    except Exception as exc:
+        interrupts.end_work()
+        # A bug: one line that says so, and where its traceback is, rather than the
+        # traceback itself on the terminal (at DEBUG it is logged there too).
+        log.debug("%s: unexpected error", stage, exc_info=exc)
+        try:
+            where = f"the traceback is in {save_traceback(stage, exc)}"
+        except OSError as save_error:
+            where = f"its traceback could not be saved ({save_error})"
+        log.error(
+            "%s: an unexpected error: %s: %s; %s (please report it)",
+            stage, type(exc).__name__, exc, where,
+        )  # fmt: skip
         return 1
     except BaseException:
         interrupts.end_work()
@@ -68,9 +151,7 @@ def end_active_runs() -> None:
 
 def main_without_arguments(stage: str, doc: str | None, body: Callable[[], None], argv) -> int:
     """The CLI of a stage that takes no arguments (its settings are in params.yaml)."""
-    argparse.ArgumentParser(prog=f"python -m sonarlab.stages.{stage}", description=doc).parse_args(
-        argv
-    )
+    CliParser(prog=f"python -m sonarlab.stages.{stage}", description=doc).parse_args(argv)
     return run(stage, body)
 
 

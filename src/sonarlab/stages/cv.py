@@ -24,7 +24,7 @@ from sonarlab.folds import prepared_for
 from sonarlab.paths import store_root, workspace_paths
 from sonarlab.progress import Progress
 from sonarlab.results import mean_curves, per_split, summarize_folds
-from sonarlab.stages._cli import run_named
+from sonarlab.stages._cli import CliParser, run_named
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
 
 def cv_parser() -> argparse.ArgumentParser:
     """The CLI's arguments (``MLproject``'s ``cv`` entry point passes the same, typed alike)."""
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="python -m sonarlab.stages.cv",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -25,7 +25,7 @@ from sonarlab.config import load_grid, load_section, read_params
 from sonarlab.folds import prepared_for
 from sonarlab.paths import store_root, workspace_paths
 from sonarlab.progress import Progress
-from sonarlab.stages._cli import run_named
+from sonarlab.stages._cli import CliParser, run_named
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def grid_stage(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="python -m sonarlab.stages.grid",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
