@@ -34,7 +34,7 @@ from mlflow.types import Schema, TensorSpec
 from sqlalchemy.exc import SQLAlchemyError
 
 from sonarlab import stores
-from sonarlab.config import N_BANDS, CVConfig, GridConfig, VariantConfig, flatten
+from sonarlab.config import N_BANDS, ConfigError, CVConfig, GridConfig, VariantConfig, flatten
 from sonarlab.interrupts import Terminated
 from sonarlab.paths import GridPaths, git_commit
 from sonarlab.results import FoldResult
@@ -194,7 +194,14 @@ class Launch:
         """Arguments for ``mlflow.start_run`` (beside tags)."""
         launched = self.resume or self.parent
         if launched:  # the run `mlflow run` made decides the experiment
-            experiment_id = client.get_run(launched).info.experiment_id
+            try:
+                with quiet_mlflow():
+                    experiment_id = client.get_run(launched).info.experiment_id
+            except MlflowException:
+                raise ConfigError(
+                    f"MLFLOW_RUN_ID: got {launched!r}; no such run in the store "
+                    f"{client.tracking_uri} (`mlflow run` sets it; unset it to start a new run)"
+                ) from None
         return {
             "run_id": self.resume,
             "experiment_id": experiment_id,

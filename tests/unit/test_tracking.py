@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sonarlab.config import ConfigError
 from sonarlab.tracking import Launch, take_launch
 
 
@@ -22,3 +26,14 @@ def test_under_dvc_each_stage_makes_a_child_of_the_launched_run():
 def test_without_mlflow_run_nothing_changes():
     assert take_launch({}) == Launch()
     assert Launch().tags() == {}
+
+
+@pytest.mark.parametrize("launch", [Launch(resume="garbage"), Launch(parent="garbage")])
+def test_a_launched_run_that_does_not_exist_is_a_bad_parameter(tmp_path, launch):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
+    with pytest.raises(ConfigError, match=r"MLFLOW_RUN_ID: got 'garbage'; no such run in the st"):
+        launch.start_args(client, experiment, "baseline")
+    run = client.create_run(experiment)  # a real one is taken, and decides the experiment
+    real = Launch(resume=run.info.run_id).start_args(client, "0", "baseline")
+    assert real["experiment_id"] == experiment and real["run_id"] == run.info.run_id
