@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -36,6 +37,32 @@ class _State:
     label = "sonarlab"
     phase = "library"  # starting | working | cleaning | done | library (not a command)
     previous: dict | None = None  # the importer's handlers, when not run as a command
+    signum = 0  # the signal raised as an exception in the working phase
+    unraisable_hook = None  # Python's, while ours is installed
+
+
+def _resend() -> None:
+    """Send the signal again shortly, from another thread (sent from here it would land
+    in the hook again), with the handler back in the working phase."""
+    timer = threading.Timer(0.01, os.kill, (os.getpid(), _State.signum))
+    timer.daemon = True
+    try:
+        _State.phase = "working"
+        timer.start()
+    except (KeyboardInterrupt, Terminated):  # it landed in the hook after all: again
+        _resend()
+
+
+def _unraisable(unraisable) -> None:
+    """A signal's exception raised inside a finalizer or weakref callback (SQLAlchemy
+    has some) is printed by Python as "Exception ignored ... Traceback" and lost, and
+    the work went on to exit 0. Here it is sent again, to land in the main flow."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt | Terminated) and (
+        _State.phase == "cleaning"
+    ):
+        _resend()
+        return
+    (_State.unraisable_hook or sys.__unraisablehook__)(unraisable)
 
 
 def _exit_now(signum: int, when: str) -> None:
@@ -52,7 +79,7 @@ def _exit_now(signum: int, when: str) -> None:
 def _handler(signum, frame):
     phase = _State.phase
     if phase == "working":
-        _State.phase = "cleaning"
+        _State.phase, _State.signum = "cleaning", signum
         raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
     when = {
         "starting": "while starting",
@@ -87,6 +114,8 @@ def begin_work(label: str) -> None:
     if _State.phase == "library":
         _State.previous = {s: signal.getsignal(s) for s in EXIT_CODES}
     _State.label, _State.phase = label, "working"
+    if sys.unraisablehook is not _unraisable:
+        _State.unraisable_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     for s in EXIT_CODES:
         signal.signal(s, _handler)
 
@@ -99,6 +128,7 @@ def end_work() -> None:
         return
     for s, h in _State.previous.items():
         signal.signal(s, h)
+    sys.unraisablehook = _State.unraisable_hook or sys.__unraisablehook__
     _State.phase, _State.previous = "library", None
 
 

@@ -31,7 +31,9 @@ TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} \d\d
 def prepared(project, tmp_path_factory) -> Project:
     """The tiny project with its data fetched and standardized, and no store."""
     root = tmp_path_factory.mktemp("stores") / "repo"
-    shutil.copytree(project.root, root, ignore=shutil.ignore_patterns("mlflow.db*", ".git"))
+    # (other tests may have run the session's project: leave its results and store)
+    outputs = ("mlflow.db*", "mlartifacts", "results", "reports", "data", ".git")
+    shutil.copytree(project.root, root, ignore=shutil.ignore_patterns(*outputs))
     p = Project(root, project.env)
     for stage in ("fetch", "standardize"):
         p.run(str(BIN / "python"), "-m", f"sonarlab.stages.{stage}")
