@@ -59,27 +59,39 @@ def test_signal_mid_training_ends_the_run_killed_and_writes_nothing(scratch, sig
 
 
 def test_an_error_after_training_ends_the_runs_failed_and_writes_nothing(scratch):
-    """A real failure in a real stage: ``metrics.json`` is replaced by a directory, so the
-    atomic rename of the first output fails (IsADirectoryError) once training is done."""
+    """A real failure in a real stage: ``metrics.json`` is replaced by a directory once
+    training has started (before, the stage's output check would refuse it at once), so
+    the atomic rename of the first output fails (IsADirectoryError) after training."""
     project = scratch
     out = project.root / "results" / "baseline"
     planted = out / "metrics.json"
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p != planted}
+    cmd = [str(BIN / "python"), "-m", "sonarlab.stages.cv", "baseline",
+           "--set", "cv.engine=keras", "--epochs", "40"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    client = MlflowClient(project.store)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # training has started under a live run
+        exp = client.get_experiment_by_name("sonar-dropout")
+        if exp and client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'"):
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
     planted.unlink()
     planted.mkdir()
-    before = {p.name: p.read_bytes() for p in out.iterdir() if p != planted}
-    cmd = [str(BIN / "python"), "-m", "sonarlab.stages.cv", "baseline"]
-    proc = subprocess.run(cmd, cwd=project.root, env=project.env, capture_output=True, text=True)
+    _, stderr = proc.communicate(timeout=300)
 
     # _cli maps OSError to exit 1 and one logged line naming the path, no traceback.
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
-    assert len(errors) == 1, proc.stderr[-3000:]
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, stderr[-3000:]
     assert "ERROR cv@baseline: [Errno 21] Is a directory: " in errors[0]
     assert f"-> '{planted}'" in errors[0]
 
-    client = MlflowClient(project.store)
-    exp = client.get_experiment_by_name("sonar-dropout")
     runs = client.search_runs([exp.experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     folds = [r for r in runs if r is not parent]
