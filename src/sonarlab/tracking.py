@@ -62,6 +62,10 @@ FOLDS_SUFFIX = "-folds"  # the experiment of the fold runs: <experiment>-folds
 TRIALS_SUFFIX = "-trials"  # the experiment of the grid trials' runs
 DATASET_NAME = "uci-sonar"
 DATASET_SOURCE = "data/raw/sonar.csv"  # the pipeline's copy, relative to the project root
+# MLflow caps a dataset's digest at 36 characters: the digest is the pinned sha256
+# fingerprint's first 36 hex digits, and the input's tag FINGERPRINT_TAG has all 64.
+DATASET_DIGEST = FINGERPRINT[:36]
+FINGERPRINT_TAG = "sonarlab.fingerprint"
 
 
 def default_tracking_uri(store_root: Path) -> str:
@@ -250,12 +254,12 @@ def detail_experiment(client: MlflowClient, experiment: str, suffix: str, uri: s
 
 def sonar_dataset(sonar: Sonar) -> PandasDataset:
     """The data set as MLflow's dataset entity: the 60 bands and the M/R label, named
-    ``uci-sonar``, its source the pipeline's copy, its digest the pinned fingerprint
-    (``data.read_local`` has checked the content against it)."""
+    ``uci-sonar``, its source the pipeline's copy, its digest the pinned fingerprint's
+    prefix ``DATASET_DIGEST`` (``data.read_local`` has checked the content against it)."""
     frame = pd.DataFrame(sonar.X, columns=[f"band_{i + 1:02d}" for i in range(N_BANDS)])
     frame["label"] = list(sonar.labels)
     return mlflow.data.from_pandas(
-        frame, source=DATASET_SOURCE, name=DATASET_NAME, digest=FINGERPRINT, targets="label"
+        frame, source=DATASET_SOURCE, name=DATASET_NAME, digest=DATASET_DIGEST, targets="label"
     )
 
 
@@ -263,12 +267,12 @@ def log_training_input(
     dataset: PandasDataset, client: MlflowClient | None = None, run_id: str | None = None
 ) -> None:
     """``dataset`` as the training input of the active run, or of ``run_id`` (a run made
-    with the client, such as a grid trial's)."""
+    with the client, such as a grid trial's), tagged with the whole fingerprint."""
     if run_id is None:
-        mlflow.log_input(dataset, context="training")
+        mlflow.log_input(dataset, context="training", tags={FINGERPRINT_TAG: FINGERPRINT})
         return
-    tag = InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")
-    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), [tag])])
+    tags = [InputTag(MLFLOW_DATASET_CONTEXT, "training"), InputTag(FINGERPRINT_TAG, FINGERPRINT)]
+    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags)])
 
 
 def registered_model_name(experiment: str) -> str:
