@@ -10,6 +10,7 @@ display cells, rendered as Markdown and as HTML by the report.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -315,6 +316,29 @@ def comparison_metrics(rows: Sequence[VariantStats]) -> dict[str, float]:
                  f"{r.name}.delta_log_loss_p_value_holm": r.log_loss_p_holm}
             )  # fmt: skip
     return out
+
+
+def champion(rows: Sequence[VariantStats]) -> VariantStats:
+    """The variant whose model the report marks ``@champion``: the lowest mean held-out
+    log loss over the splits (ties: the first in params order; a diverged model's NaN
+    is never picked). A rule for which model to serve, not a significance claim.
+    Raises ``ValueError`` if no variant has a finite mean log loss."""
+    scored = [r for r in rows if math.isfinite(r.summary.estimates["log_loss"].mean)]
+    if not scored:
+        raise ValueError("no variant has a finite mean held-out log loss to pick a champion")
+    return min(scored, key=lambda r: r.summary.estimates["log_loss"].mean)
+
+
+def champion_sentences(rows: Sequence[VariantStats]) -> list[str]:
+    """The report's words on the served model: which variant and by what rule."""
+    best = champion(rows)
+    loss = best.summary.estimates["log_loss"].mean
+    return [
+        f"The registered model's alias @champion names {best.name}'s final model: the "
+        f"lowest mean held-out log loss ({loss:.3f}) over the {best.summary.n_splits} splits.",
+        "This picks a model to serve; it is not a claim that it is better than the others "
+        "(the paired tests above say how sure that would be).",
+    ]
 
 
 def grid_sentence(name: str, variant: str, axes: Sequence[str], trials: pd.DataFrame) -> str:

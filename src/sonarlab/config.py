@@ -352,15 +352,18 @@ def load_variant(params: Mapping[str, Any], name: str) -> VariantConfig:
 
 
 def variant_names(params: Mapping[str, Any]) -> list[str]:
-    """The variants' names. Each becomes a folder (``results/<name>``) and a word of a
-    stage's command, so each must be a plain identifier; ``grid`` is the grids' folder."""
+    """The variants' names. Each becomes a folder (``results/<name>``), a word of a
+    stage's command and an alias of the registered model, so each must be a plain
+    identifier; ``grid`` is the grids' folder; ``RESERVED_ALIAS`` are MLflow's and ours."""
     variants = params.get("variants")
     if not isinstance(variants, Mapping) or not variants:
         _fail("variants", variants, "allowed: a non-empty mapping of variant name to settings")
     for name in variants:
-        if not isinstance(name, str) or not IDENTIFIER.match(name) or name == "grid":
+        if (not isinstance(name, str) or not IDENTIFIER.match(name) or name == "grid"
+                or RESERVED_ALIAS.match(name)):  # fmt: skip
             _fail(f"variants.{name}", name,
-                  "allowed: a plain identifier (letters, digits, _), not 'grid'")  # fmt: skip
+                  "allowed: a plain identifier (letters, digits, _), not 'grid', "
+                  "'champion', 'latest' or v<digits>")  # fmt: skip
     return list(variants)
 
 
@@ -410,6 +413,10 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
 # --- grids -----------------------------------------------------------------------------
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+CHAMPION = "champion"  # the registered model's alias for the report's pick
+# A variant's name is also an alias of the registered model: MLflow reserves ``latest``
+# (any case) and ``v<digits>`` (version references); ``champion`` is the report's.
+RESERVED_ALIAS = re.compile(rf"(?i:latest|v\d+|{CHAMPION})\Z")
 REPLICATE_AXIS = "seed"  # an axis of training seeds (0: the pipeline's own), not a field
 
 

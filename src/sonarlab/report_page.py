@@ -83,6 +83,7 @@ def sections(
         (f"Paired against {baseline}", comparison.paired_table(rows, baseline)),
         ("The tutorial's published numbers", comparison.tutorial_table(rows, unlike)),
         ("Findings", comparison.findings(rows, baseline, unlike)),
+        ("Model to serve", comparison.champion_sentences(rows)),
     ]
 
 

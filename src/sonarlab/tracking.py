@@ -6,9 +6,22 @@ Default store: ``sqlite:///<store root>/mlflow.db`` with artifacts in
 stage (see ``paths``). ``MLFLOW_TRACKING_URI`` overrides it.
 
 A ``cv@<variant>`` stage logs one parent run named after the variant (``stage_run``):
-the flattened config as params (``log_cv_config``), one nested run per fold
-(``log_fold``), then the summary, the mean per-epoch curves and the final model
+the flattened config and its input data set as params and input (``log_cv_config``,
+``log_training_input``), one run per fold (``log_fold``), then the summary, the mean
+per-epoch curves and the final model, registered with the variant as its alias
 (``log_cv_result``), and the output files (``log_outputs``).
+
+What goes where, so that the experiment's first page in the UI (the 100 newest runs)
+holds every variant's parent run and its chart view compares only them:
+
+- ``<experiment>``: the variants' parent runs, the grids' parent runs and ``report``;
+- ``<experiment>-folds``: one run per fold, each a child (``mlflow.parentRunId``) of
+  its variant's parent run, with its split, scores and per-epoch curves;
+- ``<experiment>-trials``: one run per grid trial, a child of its grid's parent run.
+
+The registered model is named after the experiment (``registered_model_name``): one
+version per ``cv@<variant>`` run, with the alias ``@<variant>``; the report stage sets
+``@champion``.
 """
 
 from __future__ import annotations
@@ -26,15 +39,26 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.data.pandas_dataset import PandasDataset
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from sqlalchemy.exc import SQLAlchemyError
 
 from sonarlab import stores
-from sonarlab.config import N_BANDS, ConfigError, CVConfig, GridConfig, VariantConfig, flatten
+from sonarlab.config import (
+    CHAMPION,
+    N_BANDS,
+    ConfigError,
+    CVConfig,
+    GridConfig,
+    VariantConfig,
+    flatten,
+)
+from sonarlab.data import FINGERPRINT, Sonar
 from sonarlab.interrupts import Terminated
 from sonarlab.paths import GridPaths, git_commit
 from sonarlab.results import FoldResult
@@ -42,6 +66,14 @@ from sonarlab.results import FoldResult
 log = logging.getLogger(__name__)
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+FOLDS_SUFFIX = "-folds"  # the experiment of the fold runs: <experiment>-folds
+TRIALS_SUFFIX = "-trials"  # the experiment of the grid trials' runs
+DATASET_NAME = "uci-sonar"
+DATASET_SOURCE = "data/raw/sonar.csv"  # the pipeline's copy, relative to the project root
+# MLflow caps a dataset's digest at 36 characters: the digest is the pinned sha256
+# fingerprint's first 36 hex digits, and the input's tag FINGERPRINT_TAG has all 64.
+DATASET_DIGEST = FINGERPRINT[:36]
+FINGERPRINT_TAG = "sonarlab.fingerprint"
 
 
 def default_tracking_uri(store_root: Path) -> str:
@@ -280,8 +312,59 @@ def log_cv_config(name: str, variant: VariantConfig, cv: CVConfig) -> None:
     mlflow.log_params({"variant": name, **flatten(variant, "variant."), **flatten(cv, "cv.")})
 
 
+def detail_experiment(client: MlflowClient, experiment: str, suffix: str, uri: str) -> str:
+    """The id of ``<experiment><suffix>`` (``FOLDS_SUFFIX``, ``TRIALS_SUFFIX``), created
+    if needed: the runs that would otherwise push the variants off the UI's first page."""
+    return ensure_experiment(client, experiment + suffix, uri)
+
+
+def sonar_dataset(sonar: Sonar) -> PandasDataset:
+    """The data set as MLflow's dataset entity: the 60 bands and the M/R label, named
+    ``uci-sonar``, its source the pipeline's copy, its digest the pinned fingerprint's
+    prefix ``DATASET_DIGEST`` (``data.read_local`` has checked the content against it)."""
+    frame = pd.DataFrame(sonar.X, columns=[f"band_{i + 1:02d}" for i in range(N_BANDS)])
+    frame["label"] = list(sonar.labels)
+    return mlflow.data.from_pandas(
+        frame, source=DATASET_SOURCE, name=DATASET_NAME, digest=DATASET_DIGEST, targets="label"
+    )
+
+
+def log_training_input(
+    dataset: PandasDataset, client: MlflowClient | None = None, run_id: str | None = None
+) -> None:
+    """``dataset`` as the training input of the active run, or of ``run_id`` (a run made
+    with the client, such as a grid trial's), tagged with the whole fingerprint."""
+    if run_id is None:
+        mlflow.log_input(dataset, context="training", tags={FINGERPRINT_TAG: FINGERPRINT})
+        return
+    tags = [InputTag(MLFLOW_DATASET_CONTEXT, "training"), InputTag(FINGERPRINT_TAG, FINGERPRINT)]
+    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags)])
+
+
+def registered_model_name(experiment: str) -> str:
+    """One registered model per experiment, named like it (no knob of its own)."""
+    return experiment
+
+
+def set_champion(client: MlflowClient, registered: str, variant: str) -> str:
+    """Point ``@champion`` at the version that ``@<variant>`` names; its version number.
+
+    Raises ``LookupError`` if the store has no such alias (the variant's ``cv`` stage
+    has not logged to this store, e.g. DVC restored its outputs from its cache)."""
+    try:
+        version = client.get_model_version_by_alias(registered, variant).version
+    except MlflowException:
+        raise LookupError(
+            f"registered model {registered!r} has no version @{variant} in this store; "
+            f"run `dvc repro --force cv@{variant}` to log and register it"
+        ) from None
+    client.set_registered_model_alias(registered, CHAMPION, version)
+    return version
+
+
 def log_fold(client: MlflowClient, experiment_id: str, variant: str, result: FoldResult) -> None:
-    """One fold as a run nested in the active run: its split, scores and curves."""
+    """One fold as a child of the active run, in the folds' experiment ``experiment_id``
+    (see the module's docstring): its split, scores and curves."""
     s = result.split
     with (
         mlflow.start_run(
@@ -321,23 +404,30 @@ def log_cv_result(
     metrics: Mapping[str, float],
     curves: pd.DataFrame,
     model,
+    registered: str,
+    variant: str,
 ) -> None:
     """What the active run of a ``cv@<variant>`` stage keeps of its result, logged as soon
     as training is done (before any output file is written, so that a failed write loses
     none of it): the summary as metrics, the mean curves as per-epoch series, the
-    ``params.yaml`` sections it read, and the final model."""
+    ``params.yaml`` sections it read, and the final model, as a new version of the
+    registered model ``registered`` that the alias ``@<variant>`` then names."""
     mlflow.log_metrics(dict(metrics))
     series = {f"epoch_{k}": curves[k].tolist() for k in curves.columns if k.endswith("_mean")}
     log_series(client, run_id, series, int(time.time() * 1000))
     mlflow.log_dict(dict(settings), "params.json")
-    mlflow.keras.log_model(
+    info = mlflow.keras.log_model(
         model,
         name="model",
         signature=MODEL_SIGNATURE,
         # Pinned from this environment: MLflow's own inference re-imports the
         # model in a subprocess, which costs more than the rest of a short stage.
         pip_requirements=model_requirements(),
+        registered_model_name=registered,
     )
+    version = info.registered_model_version
+    client.set_model_version_tag(registered, version, "variant", variant)
+    client.set_registered_model_alias(registered, variant, version)
 
 
 def log_outputs(paths: Sequence[Path]) -> None:
@@ -346,10 +436,23 @@ def log_outputs(paths: Sequence[Path]) -> None:
         mlflow.log_artifact(str(path))
 
 
+def log_comparison(numbers: Mapping[str, float], artifact_file: str = "comparison.json") -> None:
+    """The report's numbers (``<variant>.<quantity>`` keys) as a table artifact of the
+    active run, one row per variant: viewable in the run's artifacts, kept out of the
+    experiment's chart view (which draws one chart per metric key)."""
+    table: dict[str, dict[str, float]] = {}
+    for key, value in numbers.items():
+        variant, quantity = key.split(".", 1)
+        table.setdefault(variant, {})[quantity] = value
+    frame = pd.DataFrame.from_dict(table, orient="index")
+    mlflow.log_table(frame.rename_axis("variant").reset_index(), artifact_file)
+
+
 def log_grid_result(
     client: MlflowClient,
     parent: str,
-    experiment_id: str,
+    trials_experiment_id: str,
+    dataset: PandasDataset,
     grid: GridConfig,
     cv: CVConfig,
     trials: pd.DataFrame,
@@ -358,8 +461,9 @@ def log_grid_result(
 ) -> None:
     """A grid's parent run (``grid@<name>``, active) gets the grid's axes and the best
     trial as params and metrics, and its tables and figure as artifacts; every trial
-    becomes a child run whose params are every field of its variant (plus the grid's
-    axes, so MLflow's run comparison plots them) and whose metrics are its summary.
+    becomes a child run, in the trials' experiment ``trials_experiment_id``, whose params
+    are every field of its variant (plus the grid's axes, so MLflow's run comparison
+    plots them), whose metrics are its summary and whose input is ``dataset``.
     The per-split numbers stay in the artifact ``splits.csv``, not in runs."""
     mlflow.log_params({"grid": grid.name, "variant": grid.variant,
                        "axes": ",".join(grid.axis_names), **flatten(cv, "cv.")})  # fmt: skip
@@ -371,7 +475,7 @@ def log_grid_result(
     for row in trials.to_dict("records"):
         trial = by_index[int(row["trial"])]
         run = client.create_run(
-            experiment_id,
+            trials_experiment_id,
             run_name=f"{grid.name} #{trial.index}",
             tags={
                 "mlflow.parentRunId": parent,
@@ -387,6 +491,7 @@ def log_grid_result(
             metrics=[m for m in values if m.key != "trial"],
             params=[Param(k, str(v)) for k, v in params.items()],
         )
+        log_training_input(dataset, client, run.info.run_id)
         client.set_terminated(run.info.run_id)
 
 

@@ -140,8 +140,9 @@ def test_a_worker_killed_mid_grid_loses_no_trial(scratch, cluster):
     exp = client.get_experiment_by_name("sonar-dropout")
     runs = client.search_runs([exp.experiment_id], f"attributes.run_name = 'grid@{GRID}'")
     parent = max(runs, key=lambda r: r.info.start_time)
+    trials = client.get_experiment_by_name("sonar-dropout-trials")
     kids = client.search_runs(
-        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+        [trials.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     assert len(kids) == 6  # no trial lost, none counted twice
 
@@ -208,8 +209,10 @@ def test_a_shard_that_raises_stops_the_grid_with_its_trials_in_one_line(scratch,
     (run,) = _grid_runs(scratch)[:1]
     assert run.info.status == "FAILED"
     client = MlflowClient(scratch.store)
+    trials = client.get_experiment_by_name("sonar-dropout-trials")
     assert not client.search_runs(
-        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+        [run.info.experiment_id, trials.experiment_id],
+        f"tags.mlflow.parentRunId = '{run.info.run_id}'",
     )  # no trial half-logged
 
 

@@ -30,8 +30,9 @@ def test_keras_engine_through_the_stage(scratch):
         "params.`cv.engine` = 'keras' and attributes.run_name = 'baseline'",
     )
     assert run.data.metrics["n_folds"] == project.metrics("baseline")["n_folds"]
+    folds = client.get_experiment_by_name("sonar-dropout-folds")
     assert len(client.search_runs(
-        [exp.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+        [folds.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
     )) == project.metrics("baseline")["n_folds"]  # fmt: skip
 
 

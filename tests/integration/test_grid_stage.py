@@ -72,8 +72,9 @@ def test_mlflow_holds_a_parent_run_per_grid_and_a_child_run_per_trial(reproduced
     assert parent.data.metrics["n_trials"] == 6
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"trials.csv", "splits.csv", "metrics.json", "grid.png"} <= artifacts
+    trials = client.get_experiment_by_name("sonar-dropout-trials")  # off the first page
     kids = client.search_runs(
-        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+        [trials.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     assert len(kids) == 6
     rates = sorted(float(k.data.params["variant.model.hidden_dropout"]) for k in kids)

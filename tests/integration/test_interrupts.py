@@ -92,9 +92,9 @@ def test_an_error_after_training_ends_the_runs_failed_and_writes_nothing(scratch
     assert "ERROR cv@baseline: [Errno 21] Is a directory: " in errors[0]
     assert f"-> '{planted}'" in errors[0]
 
-    runs = client.search_runs([exp.experiment_id])
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    folds = [r for r in runs if r is not parent]
+    (parent,) = runs = client.search_runs([exp.experiment_id])
+    folds_exp = client.get_experiment_by_name("sonar-dropout-folds")
+    folds = client.search_runs([folds_exp.experiment_id], max_results=1000)
     assert parent.info.status == "FAILED" and parent.info.end_time is not None
     assert "accuracy_mean" in parent.data.metrics  # it failed after training, as planned
     error = parent.data.tags["error"]
@@ -106,7 +106,7 @@ def test_an_error_after_training_ends_the_runs_failed_and_writes_nothing(scratch
         assert fold.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert fold.info.status == "FINISHED" and "accuracy" in fold.data.metrics
         assert "error" not in fold.data.tags
-    assert not [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    assert not [r.info.run_id for r in runs + folds if r.info.status == "RUNNING"]
 
     # Nothing written, no temporary file left behind; the planted directory is untouched.
     assert planted.is_dir() and not any(planted.iterdir())

@@ -35,7 +35,14 @@ def test_four_stages_at_once_on_a_new_sqlite_store(scratch, tmp_path):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     folds = scratch.metrics("baseline")["n_folds"]
     assert sorted(r.info.run_name for r in parents) == sorted(variants)
-    assert len(runs) == 4 + 4 * folds
+    assert len(runs) == 4  # the folds are in their own experiment
+    fold_runs = client.search_runs(
+        [client.get_experiment_by_name("sonar-dropout-folds").experiment_id], max_results=1000
+    )
+    assert len(fold_runs) == 4 * folds
+    assert {r.data.tags["mlflow.parentRunId"] for r in fold_runs} == {
+        p.info.run_id for p in parents
+    }
     assert {r.info.status for r in runs} == {"FINISHED"}
     for parent in parents:
         assert parent.data.metrics["n_folds"] == folds

@@ -6,6 +6,7 @@ import base64
 import csv
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 import keras
 import mlflow
@@ -36,9 +37,12 @@ def parent_runs(client: MlflowClient, experiment_id: str):
 
 
 def children(client: MlflowClient, run) -> list:
-    return client.search_runs(
-        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
-    )
+    """Runs whose parent is ``run``: in its experiment (stages under `mlflow run`) and
+    in ``<experiment>-folds`` (a cv stage's folds)."""
+    exp = client.get_experiment(run.info.experiment_id)
+    folds = client.get_experiment_by_name(f"{exp.name}-folds")
+    ids = [exp.experiment_id, *([folds.experiment_id] if folds else [])]
+    return client.search_runs(ids, f"tags.mlflow.parentRunId = '{run.info.run_id}'")
 
 
 def test_repro_runs_every_stage_once_in_dependency_order(reproduced):
@@ -147,11 +151,16 @@ def test_report_run_in_mlflow_holds_the_figures_and_the_statistics(reproduced):
     assert run.info.status == "FINISHED" and run.info.run_name == "report"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"index.html", "summary.md", "fold_accuracy.csv", *REPORT_FIGURES} <= artifacts
+    assert "comparison.json" in artifacts and not run.data.metrics  # a table, not charts
+    table = json.loads(
+        Path(client.download_artifacts(run.info.run_id, "comparison.json")).read_text()
+    )
+    rows = {r[0]: dict(zip(table["columns"], r, strict=True)) for r in table["data"]}
     delta = (fold_accuracy(project, "hidden") - fold_accuracy(project, "baseline")).mean()
-    assert run.data.metrics["hidden.delta_accuracy"] == pytest.approx(delta, abs=1e-6)
-    p, p_holm = run.data.metrics["hidden.p_value"], run.data.metrics["hidden.p_value_holm"]
+    assert rows["hidden"]["delta_accuracy"] == pytest.approx(delta, abs=1e-6)
+    p, p_holm = rows["hidden"]["p_value"], rows["hidden"]["p_value_holm"]
     assert 0.0 < p <= p_holm <= 1.0
-    assert "baseline.p_value" not in run.data.metrics
+    assert rows["baseline"]["p_value"] is None  # no test against itself
 
 
 def test_dvc_plots_show_renders_the_report_figures(reproduced, tmp_path):

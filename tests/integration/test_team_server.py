@@ -144,8 +144,9 @@ def test_a_grid_on_the_cluster_logs_every_trial_to_the_team_server(
         [exp.experiment_id], "attributes.run_name = 'grid@hidden_dropout'"
     )
     assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials"] == 6
+    trials = client.get_experiment_by_name("sonar-dropout-trials")
     kids = client.search_runs(
-        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+        [trials.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     assert sorted(float(k.data.params["variant.model.hidden_dropout"]) for k in kids) == [
         0.0, 0.1, 0.2, 0.3, 0.4, 0.5

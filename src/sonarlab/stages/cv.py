@@ -5,7 +5,9 @@ Reads: ``data/raw/sonar.csv``, ``data/prepared/{folds.csv,scalers.json}``; param
 Writes ``results/<variant>/``: ``metrics.json`` (DVC metrics), ``curves.csv`` (mean
 per-epoch curves across folds, DVC plots), ``folds.csv`` (one row per fold),
 ``learning_curves.png`` and ``model.keras`` (the final model, raw rows in).
-MLflow: one parent run named after the variant, one nested run per fold.
+MLflow: one parent run named after the variant, with the data set as its input and
+the final model registered as a version with the alias ``@<variant>``; one child run
+per fold in the experiment ``<experiment>-folds`` (``tracking``).
 
 Run outside DVC, ``--set KEY=VALUE`` (and ``--epochs``/``--folds``) override
 params.yaml for this run only; the folds are then made in memory if the CV
@@ -47,6 +49,7 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
     engines.import_engine(cv.engine)
 
     client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), experiment, stage)
+    folds_id = tracking.detail_experiment(client, experiment, tracking.FOLDS_SUFFIX, uri)
     progress = Progress(stage, engines.total_epochs(cv.engine, variant, len(prepared.scalers)))
     log.info(
         "%s: %d folds x %d epochs, %s engine, store %s",
@@ -55,9 +58,10 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
     t0 = time.perf_counter()
     with tracking.stage_run(client, experiment_id, variant_name, stage, paths.root) as parent:
         tracking.log_cv_config(variant_name, variant, cv)
+        tracking.log_training_input(tracking.sonar_dataset(sonar))
         result = engines.cross_validate(
             cv.engine, variant, sonar, prepared, progress,
-            on_fold=lambda fold: tracking.log_fold(client, experiment_id, variant_name, fold),
+            on_fold=lambda fold: tracking.log_fold(client, folds_id, variant_name, fold),
         )  # fmt: skip
         table = per_split(result.folds)
         metrics = {
@@ -68,8 +72,9 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
         curves = mean_curves(result.folds)
         settings = {"variant": params["variants"][variant_name], "cv": params["cv"]}
         tracking.log_cv_result(
-            client, parent.info.run_id, settings, metrics, curves, result.final.model
-        )
+            client, parent.info.run_id, settings, metrics, curves, result.final.model,
+            tracking.registered_model_name(experiment), variant_name,
+        )  # fmt: skip
         result_files.write_variant(
             outputs, f"{variant_name}: mean ± std over {len(table)} folds",
             table, curves, metrics, result.final.model,

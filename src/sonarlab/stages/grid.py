@@ -9,7 +9,8 @@ accuracy, ROC AUC and log loss as mean, std and 95% corrected interval, the trai
 held-out gap), ``splits.csv`` (one row per trial and split), ``metrics.json`` (DVC
 metrics: the best trial, by mean held-out log loss, with its intervals) and
 ``grid.png`` (DVC plots).
-MLflow: a parent run ``grid@<name>`` and one child run per trial.
+MLflow: a parent run ``grid@<name>`` and one child run per trial, in the experiment
+``<experiment>-trials`` (``tracking``); both have the data set as their input.
 
 The shards run in this process, or on the Dask cluster that ``DASK_SCHEDULER_ADDRESS``
 names (``sonarlab.cluster``); the results are the same either way.
@@ -46,6 +47,8 @@ def grid_stage(name: str) -> None:
         engines.import_engine("fused")
     shards = grid.plan(study, sonar, prepared, workers=runner.workers)
     client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), experiment, stage)
+    trials_id = tracking.detail_experiment(client, experiment, tracking.TRIALS_SUFFIX, uri)
+    dataset = tracking.sonar_dataset(sonar)
     log.info(
         "%s: %d trials x %d splits in %d shard(s), %s; store %s",
         stage, len(study.trials), len(prepared.splits), len(shards), runner.where, uri,
@@ -58,6 +61,7 @@ def grid_stage(name: str) -> None:
         progress.advance(1, f"shard {shard.index + 1} of {len(shards)} done ({size})")
 
     with tracking.stage_run(client, experiment_id, stage, stage, paths.root) as parent:
+        tracking.log_training_input(dataset)
         results = runner.run(shards, done)
         trials, splits = grid.tables(study, grid.trial_folds(shards, results, prepared))
         axes = study.axis_names
@@ -65,7 +69,7 @@ def grid_stage(name: str) -> None:
         figure = plots.grid(trials, axes, f"{stage}: {len(prepared.splits)} splits per trial")
         result_files.write_grid(outputs, axes, trials, splits, metrics, figure)
         tracking.log_grid_result(
-            client, parent.info.run_id, experiment_id, study, cv, trials, metrics, outputs
+            client, parent.info.run_id, trials_id, dataset, study, cv, trials, metrics, outputs
         )
     best = metrics["best"]
     progress.close(

@@ -14,7 +14,10 @@ Writes ``reports/``:
 - ``overfitting.png``: train vs held-out loss per epoch (mean ± std), all variants.
 
 The same files go to MLflow as the artifacts of a run named ``report``, with the
-comparison's numbers as its metrics.
+comparison's numbers as the table ``comparison.json`` (one row per variant; not as
+metrics, which would add a chart per number to the experiment's chart view). The
+registered model's alias ``@champion`` is set to the version ``@<variant>`` names for
+the variant with the lowest mean held-out log loss (``comparison.champion``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from sonarlab.config import (
     variant_names,
 )
 from sonarlab.data import DataError
+from sonarlab.errors import StageError
 from sonarlab.paths import Paths, store_root, workspace_paths
 from sonarlab.stages._cli import main_without_arguments
 
@@ -69,6 +73,10 @@ def build_report() -> None:
         raise DataError(str(exc)) from None
     folds_per_repeat = rows[0].summary.n_splits // rows[0].summary.repeats
     unlike = {v: comparison.unlike_tutorial(v, s, folds_per_repeat) for v, s in settings.items()}
+    try:
+        champion = comparison.champion(rows).name
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
     written = ("index.html", "summary.md", "fold_accuracy.csv", *report_page.FIGURES)
     files.check_outputs([paths.reports / name for name in written])
@@ -87,9 +95,16 @@ def build_report() -> None:
             report_page.html_page(rows, baseline, figures, learning, unlike, grids),
         )
         mlflow.log_params({"baseline": baseline, "variants": ",".join(names)})
-        mlflow.log_metrics(comparison.comparison_metrics(rows))
+        tracking.log_comparison(comparison.comparison_metrics(rows))
+        mlflow.set_tag("champion", champion)
         tracking.log_outputs([paths.reports / name for name in written])
+        registered = tracking.registered_model_name(experiment)
+        try:
+            version = tracking.set_champion(client, registered, champion)
+        except LookupError as exc:
+            raise StageError(str(exc)) from None
     log.info("report: %d variants -> %s", len(names), paths.reports / "index.html")
+    log.info("report: %s@champion = version %s (%s)", registered, version, champion)
 
 
 def main(argv: list[str] | None = None) -> int:
