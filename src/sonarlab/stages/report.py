@@ -38,7 +38,6 @@ from sonarlab.config import (
     variant_names,
 )
 from sonarlab.data import DataError
-from sonarlab.errors import StageError
 from sonarlab.paths import Paths, store_root, workspace_paths
 from sonarlab.stages._cli import main_without_arguments
 
@@ -101,10 +100,12 @@ def build_report() -> None:
         registered = tracking.registered_model_name(experiment)
         try:
             version = tracking.set_champion(client, registered, champion)
-        except LookupError as exc:
-            raise StageError(str(exc)) from None
+        except LookupError as exc:  # its cv stage logged elsewhere (outputs from DVC's cache)
+            version = None
+            log.warning("report: @champion not set: %s", exc)
     log.info("report: %d variants -> %s", len(names), paths.reports / "index.html")
-    log.info("report: %s@champion = version %s (%s)", registered, version, champion)
+    if version is not None:
+        log.info("report: %s@champion = version %s (%s)", registered, version, champion)
 
 
 def main(argv: list[str] | None = None) -> int:
