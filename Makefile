@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help env pipeline test lint format push pull check-lock ui server bench bench-grid agreement
+.PHONY: help env pipeline test lint format push pull check-lock ui serve server bench bench-grid agreement
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ check-lock: env ## fail if dvc.lock is stale for the code or params (CI runs it)
 
 ui: env ## the MLflow UI for the repo-root store, on http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+serve: env ## serve the registered @champion model on http://127.0.0.1:5001 (offline)
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} mlflow models serve \
+		-m "models:/sonar-dropout@champion" --env-manager local -h 127.0.0.1 -p 5001
 
 server: env ## team MLflow server on PostgreSQL (SONARLAB_DATABASE_URI=postgresql://...)
 	scripts/tracking-server

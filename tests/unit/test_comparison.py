@@ -133,3 +133,29 @@ def test_the_tutorial_is_compared_only_with_variants_made_with_its_settings():
     assert "The tutorial's visible" not in text and "(baseline)" in text
     same = comparison.tutorial_table(rows, unlike)["same settings as the tutorial?"]
     assert list(same) == ["yes", "no: model.input_dropout 0.5 (tutorial 0.2)"]
+
+
+def with_losses(losses: dict[str, float]):
+    tables = {}
+    for name, loss in losses.items():
+        table = folds(BASE)
+        table["log_loss"] = loss
+        tables[name] = table
+    return comparison.compare(tables, dict.fromkeys(losses, 1.0), next(iter(losses)))
+
+
+def test_the_champion_has_the_lowest_mean_log_loss_and_a_nan_never_wins():
+    rows = with_losses({"baseline": 0.5, "a": 0.3, "diverged": float("nan"), "b": 0.4})
+    assert comparison.champion(rows).name == "a"
+    (sentence, caveat) = comparison.champion_sentences(rows)
+    assert "@champion names a's final model" in sentence and "0.300" in sentence
+    assert "not a claim" in caveat
+
+
+def test_a_tie_goes_to_the_first_variant_in_params_order():
+    assert comparison.champion(with_losses({"baseline": 0.4, "x": 0.3, "y": 0.3})).name == "x"
+
+
+def test_no_finite_loss_no_champion():
+    with pytest.raises(ValueError, match="no variant has a finite mean held-out log loss"):
+        comparison.champion(with_losses({"baseline": float("nan")}))

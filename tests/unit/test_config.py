@@ -145,12 +145,23 @@ def test_flatten_gives_dotted_keys(params):
     assert flatten(load_variant(params, "lr_decay"), "")["schedule.decay"] is None
 
 
-@pytest.mark.parametrize("name", ["../../escape", "a;b", "a/b", "a b", "grid", "1st"])
+@pytest.mark.parametrize(
+    "name", ["../../escape", "a;b", "a/b", "a b", "grid", "1st", "latest", "Latest", "v2", "V10",
+             "champion"]
+)  # fmt: skip
 def test_a_variant_name_must_be_a_plain_identifier(name):
-    """A variant's name becomes results/<name> and a word of its stage's command."""
+    """A variant's name becomes results/<name>, a word of its stage's command and an alias
+    of the registered model (MLflow reserves latest and v<digits>; champion is ours)."""
     params = read_params(ROOT / "params.yaml")
     params["variants"] = {**params["variants"], name: params["variants"]["hidden"]}
     with pytest.raises(ConfigError, match=r"allowed: a plain identifier"):
         variant_names(params)
     with pytest.raises(ConfigError, match=r"allowed: a plain identifier"):
         load_variant(params, "hidden")
+
+
+@pytest.mark.parametrize("name", ["v2a", "latest_run", "champions", "vx"])
+def test_names_near_the_reserved_aliases_are_allowed(name):
+    params = read_params(ROOT / "params.yaml")
+    params["variants"] = {**params["variants"], name: params["variants"]["hidden"]}
+    assert name in variant_names(params)
