@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -324,9 +326,14 @@ def sonar_dataset(sonar: Sonar) -> PandasDataset:
     prefix ``DATASET_DIGEST`` (``data.read_local`` has checked the content against it)."""
     frame = pd.DataFrame(sonar.X, columns=[f"band_{i + 1:02d}" for i in range(N_BANDS)])
     frame["label"] = list(sonar.labels)
-    return mlflow.data.from_pandas(
-        frame, source=DATASET_SOURCE, name=DATASET_NAME, digest=DATASET_DIGEST, targets="label"
-    )
+    with warnings.catch_warnings():
+        # MLflow 3.17 registers its local-file source class twice and warns that a path
+        # "can be interpreted in multiple ways" (both the same class): noise, not news
+        warnings.filterwarnings("ignore", "The specified dataset source", UserWarning)
+        return mlflow.data.from_pandas(
+            frame, source=DATASET_SOURCE, name=DATASET_NAME, digest=DATASET_DIGEST,
+            targets="label",
+        )  # fmt: skip
 
 
 def log_training_input(
@@ -416,18 +423,23 @@ def log_cv_result(
     series = {f"epoch_{k}": curves[k].tolist() for k in curves.columns if k.endswith("_mean")}
     log_series(client, run_id, series, int(time.time() * 1000))
     mlflow.log_dict(dict(settings), "params.json")
-    info = mlflow.keras.log_model(
-        model,
-        name="model",
-        signature=MODEL_SIGNATURE,
-        # Pinned from this environment: MLflow's own inference re-imports the
-        # model in a subprocess, which costs more than the rest of a short stage.
-        pip_requirements=model_requirements(),
-        registered_model_name=registered,
-    )
+    # MLflow announces a registration with print() on stderr ("Successfully registered
+    # model ...", "Created version ..."): said once below, in the stage's own log
+    with contextlib.redirect_stderr(io.StringIO()):
+        info = mlflow.keras.log_model(
+            model,
+            name="model",
+            signature=MODEL_SIGNATURE,
+            # Pinned from this environment: MLflow's own inference re-imports the
+            # model in a subprocess, which costs more than the rest of a short stage.
+            pip_requirements=model_requirements(),
+            registered_model_name=registered,
+        )
     version = info.registered_model_version
     client.set_model_version_tag(registered, version, "variant", variant)
     client.set_registered_model_alias(registered, variant, version)
+    log.info("%s: final model registered as %s version %s (@%s)",
+             variant, registered, version, variant)  # fmt: skip
 
 
 def log_outputs(paths: Sequence[Path]) -> None:
