@@ -16,29 +16,33 @@ from tests.integration.conftest import BIN
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_mid_training_ends_the_run_killed_and_writes_nothing(scratch, signum, code):
-    project = scratch
-    out = project.root / "results" / "baseline"
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+def start_training(project, epochs: int):
+    """A real ``cv@baseline`` stage (keras engine, ``epochs`` epochs) once training has
+    started under a live run: the process, the store's client and the experiment."""
     cmd = [str(BIN / "python"), "-m", "sonarlab.stages.cv", "baseline",
-           "--set", "cv.engine=keras", "--epochs", "5000"]  # fmt: skip
+           "--set", "cv.engine=keras", "--epochs", str(epochs)]  # fmt: skip
     proc = subprocess.Popen(
         cmd, cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     client = MlflowClient(project.store)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until training has started under a live run
+    while time.monotonic() < deadline:
         exp = client.get_experiment_by_name("sonar-dropout")
-        runs = client.search_runs([exp.experiment_id]) if exp else []
-        if runs and runs[0].info.status == "RUNNING":
-            break
+        if exp and client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'"):
+            return proc, client, exp
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the stage never started a run")
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail("the stage never started a run")
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_training_ends_the_run_killed_and_writes_nothing(scratch, signum, code):
+    project = scratch
+    out = project.root / "results" / "baseline"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc, client, exp = start_training(project, epochs=5000)
     time.sleep(3)  # well inside the first fold (5000 epochs)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
@@ -66,20 +70,7 @@ def test_an_error_after_training_ends_the_runs_failed_and_writes_nothing(scratch
     out = project.root / "results" / "baseline"
     planted = out / "metrics.json"
     before = {p.name: p.read_bytes() for p in out.iterdir() if p != planted}
-    cmd = [str(BIN / "python"), "-m", "sonarlab.stages.cv", "baseline",
-           "--set", "cv.engine=keras", "--epochs", "40"]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    client = MlflowClient(project.store)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # training has started under a live run
-        exp = client.get_experiment_by_name("sonar-dropout")
-        if exp and client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'"):
-            break
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.2)
+    proc, client, exp = start_training(project, epochs=40)
     planted.unlink()
     planted.mkdir()
     _, stderr = proc.communicate(timeout=300)
