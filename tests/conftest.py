@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +61,37 @@ def shared_sonar() -> Path:
     if not SHARED_SONAR.is_file():
         pytest.skip(f"no offline copy of the Sonar data at {SHARED_SONAR}")
     return SHARED_SONAR
+
+
+@contextlib.contextmanager
+def loopback_server(handler) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 (a free port) answering with ``handler`` in a
+    thread of this process: its URL; shut down, and its socket closed, afterwards."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def lock_held(path: Path, seconds: float) -> Iterator[None]:
+    """Another process holding an exclusive ``flock`` on ``path`` (for at most
+    ``seconds``) while the block runs."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, time\n"
+         f"fh = open({str(path)!r}, 'a'); fcntl.flock(fh, fcntl.LOCK_EX)\n"
+         f"print('held', flush=True); time.sleep({seconds})"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        yield
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, loopback_server
 from tests.integration.conftest import BIN
 
 pytestmark = pytest.mark.integration
@@ -161,13 +160,8 @@ class _Endless(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback_server(_Endless) as url:
+        yield url
 
 
 def test_fetch_of_an_endless_http_response_stops_at_the_size_limit(tiny, server):

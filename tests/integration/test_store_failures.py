@@ -11,14 +11,13 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from sonarlab import stores
+from tests.conftest import lock_held, loopback_server
 from tests.integration.conftest import BIN, Project
 
 pytestmark = pytest.mark.integration
@@ -221,18 +220,8 @@ def test_a_store_another_connection_holds_locked(fresh, made_store):
 def test_a_store_whose_lock_another_process_holds(fresh, made_store):
     path, uri = store_of(fresh, made_store)
     lock = Path(f"{path}.lock")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, time\n"
-         f"fh = open({str(lock)!r}, 'a'); fcntl.flock(fh, fcntl.LOCK_EX)\n"
-         "print('held', flush=True); time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline() == "held\n"
+    with lock_held(lock, seconds=120):
         proc = cv_stage(fresh)
-    finally:
-        holder.kill()
-        holder.wait(timeout=10)
     assert_one_line_before_training(
         fresh, proc, f"MLflow store {uri} is locked: another process has held its lock {lock} "
         f"for over 1 s (see `fuser {lock}`); end it or wait, then run the stage again "
@@ -258,15 +247,8 @@ def not_mlflow(status: int, body: bytes, content_type: str):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with loopback_server(Handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import yaml
 
 from sonarlab import config, data, files
 from sonarlab.config import ConfigError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, loopback_server
 
 LIMITS = files.InputLimits(1000, 0.5, "a test's size", "a test's time")
 
@@ -202,13 +202,8 @@ class _Endless(http.server.BaseHTTPRequestHandler):
 def endless(monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     _Endless.hits = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback_server(_Endless) as url:
+        yield url
 
 
 @pytest.mark.parametrize("path", ["/flood", "/huge"])

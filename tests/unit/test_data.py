@@ -1,6 +1,5 @@
 import http.server
 import io
-import threading
 import time
 import zipfile
 from typing import ClassVar
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 from sonarlab import data
-from tests.conftest import sonar_csv_text, synthetic_sonar
+from tests.conftest import loopback_server, sonar_csv_text, synthetic_sonar
 
 GOOD = sonar_csv_text(*synthetic_sonar())
 
@@ -133,11 +132,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server(shared_sonar):
     _Handler.hits = []
     _Handler.body = zipped("sonar.all-data", shared_sonar.read_text())
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with loopback_server(_Handler) as url:
+        yield url
 
 
 def test_http_download_of_the_zip(server, monkeypatch):

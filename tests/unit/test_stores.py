@@ -28,6 +28,7 @@ from sonarlab.stores import (
     probe_sqlite,
     process_start,
 )
+from tests.conftest import lock_held
 
 
 @pytest.fixture(autouse=True)
@@ -237,22 +238,12 @@ def test_a_store_locked_by_another_connection_is_given_up_after_the_bound(store)
 
 def test_the_store_lock_is_given_up_after_the_bound(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time\n"
-         f"fh = open({str(tmp_path / 'mlflow.db.lock')!r}, 'a'); fcntl.flock(fh, fcntl.LOCK_EX)\n"
-         "print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline() == "held\n"
+    with lock_held(tmp_path / "mlflow.db.lock", seconds=60):
         t0 = time.monotonic()
         locked = r"is locked: another process has held its lock "
         with pytest.raises(StoreError, match=locked), tracking.store_lock(uri, timeout=0.5):
             pass
         assert 0.5 <= time.monotonic() - t0 < 3
-    finally:
-        holder.kill()
-        holder.wait(timeout=10)
     with tracking.store_lock(uri, timeout=0.5):  # free once its holder is gone
         pass
 
