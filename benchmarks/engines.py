@@ -40,11 +40,13 @@ def worker(args: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
 
-    from sonarlab import data, engines
-    from sonarlab.config import CVConfig, load_variant, read_params
-    from sonarlab.folds import prepare
+    from sonarlab.core.params import CVConfig, read_params
+    from sonarlab.data import uci
+    from sonarlab.data.folds import prepare
+    from sonarlab.design.variants import load_variant
+    from sonarlab.training import engines
 
-    sonar = data.read_local(data_path())
+    sonar = uci.read_local(data_path())
     variant = load_variant(read_params(ROOT / "params.yaml"), args.variant)
     variant = dataclasses.replace(variant, epochs=args.epochs)
     prepared = prepare(sonar.X, sonar.y, CVConfig(folds=args.folds, repeats=1, seed=args.seed))

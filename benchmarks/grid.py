@@ -194,20 +194,23 @@ def cluster(args) -> None:
 
     from distributed import Client
 
-    from sonarlab import config, data, folds, grid
-    from sonarlab.cluster import DaskCluster, InProcess
+    from sonarlab.core.params import load_section
+    from sonarlab.data import folds, uci
+    from sonarlab.design import grids
+    from sonarlab.grid import shards
+    from sonarlab.grid.cluster import DaskCluster, InProcess
 
     with clone() as (root, env):
         params = yaml.safe_load((root / "params.yaml").read_text())
         params["grids"]["bench"] = CLUSTER_GRID
-        study = config.load_grid(params, "bench")
-        cv = config.load_section(params, "cv")
-        sonar = data.read_local(root / "data" / "raw" / "sonar.csv")
+        study = grids.load_grid(params, "bench")
+        cv = load_section(params, "cv")
+        sonar = uci.read_local(root / "data" / "raw" / "sonar.csv")
         prepared = folds.prepared_for(cv, sonar, root / "data" / "prepared" / "folds.csv",
                                       root / "data" / "prepared" / "scalers.json")  # fmt: skip
-        shards = grid.plan(study, sonar, prepared, workers=2)
+        planned = shards.plan(study, sonar, prepared, workers=2)
         t0 = time.perf_counter()
-        here = InProcess().run(shards, lambda r: None)
+        here = InProcess().run(planned, lambda r: None)
         here_wall = time.perf_counter() - t0
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -224,9 +227,9 @@ def cluster(args) -> None:
         try:
             with Client(address, timeout=30, set_as_default=False) as c:
                 c.wait_for_workers(2, timeout=120)
-            DaskCluster(address).run(shards[:2], lambda r: None)  # warm-up: TF, programs
+            DaskCluster(address).run(planned[:2], lambda r: None)  # warm-up: TF, programs
             t0 = time.perf_counter()
-            there = DaskCluster(address).run(shards, lambda r: None)
+            there = DaskCluster(address).run(planned, lambda r: None)
             there_wall = time.perf_counter() - t0
             with Client(address, timeout=30, set_as_default=False) as c:
                 rss = c.run(lambda: res.getrusage(res.RUSAGE_SELF).ru_maxrss / 1024)
@@ -242,16 +245,16 @@ def cluster(args) -> None:
     )  # fmt: skip
     busy = sum(r.seconds for r in there)
     ideal = busy / 2
-    models = sum(len(s.members) for s in shards)
-    print(f"grid: {len(study.trials)} trials, {models} models, {len(shards)} shards; "
+    models = sum(len(s.members) for s in planned)
+    print(f"grid: {len(study.trials)} trials, {models} models, {len(planned)} shards; "
           f"identical weights in both: {same}\n\n"
           f"| where | wall time | models/s |\n|---|---|---|\n"
           f"| this process (2 threads) | {here_wall:.1f} s | {models / here_wall:.1f} |\n"
           f"| local cluster, 2 workers x 1 thread | {there_wall:.1f} s | "
           f"{models / there_wall:.1f} |\n\n"
           f"throughput ratio (cluster / in-process): {here_wall / there_wall:.2f}\n"
-          f"shard time on the workers: {busy:.1f} s in all, {busy / len(shards):.1f} s a shard "
-          f"({sum(r.seconds for r in here) / len(shards):.1f} s in-process)\n"
+          f"shard time on the workers: {busy:.1f} s in all, {busy / len(planned):.1f} s a shard "
+          f"({sum(r.seconds for r in here) / len(planned):.1f} s in-process)\n"
           f"overhead (wall - shard time / 2 workers) / (shard time / 2): "
           f"{100 * (there_wall - ideal) / ideal:.1f}% (target <= 5%)\n"
           f"peak RSS per worker: {', '.join(f'{v:.0f} MiB' for v in rss.values())}")  # fmt: skip

@@ -1,26 +1,34 @@
-"""sonarlab: a reproducible study of dropout regularization on the UCI Sonar data."""
+"""sonarlab: a reproducible study of dropout regularization on the UCI Sonar data.
 
-from sonarlab import interrupts
+The package, bottom up (each layer imports only the ones above it in this list):
+
+- ``core``: errors, files (atomic writes, bounded reads, table formats), paths and the
+  ``params.yaml`` loader with the sections every stage shares;
+- ``design``: the study's variants and grids, as typed configs;
+- ``data``: the UCI data (fetch, verify, read), the folds and every seed;
+- ``results``: how a model is scored, summarized and its tables and figures written;
+- ``training``: the network, the members of a program, the engines, their outcomes;
+- ``grid``: a grid study's shards, in process or on a Dask cluster;
+- ``report``: the comparison of the variants, its page and figures;
+- ``tracking`` and ``cli``: MLflow runs and stores; the command line, signals and
+  progress. Neither changes a byte of a DVC output, so no stage depends on them.
+- ``stages``: one thin module per DVC stage; ``predict``: the model-serving CLI.
+"""
+
+import os
+
+# No call home from a process of ours, however it was launched: MLflow reads this when
+# it is imported. And TensorFlow's C++ start-up chatter (oneDNN, CUDA probing on a
+# CPU-only machine) would drown the stage's own log. Set before anything imports
+# either; an explicit value in the environment wins.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from sonarlab.cli import interrupts
 
 # Run as `python -m sonarlab...`: from this first import on, Ctrl-C or SIGTERM ends the
 # command with one line (nothing exists yet to clean up), never an import's traceback.
 # Imported as a library, the importer's handlers are left alone.
 interrupts.guard_start()
 
-import hashlib  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 __version__ = "0.1.0"
-
-
-def _source_digest() -> str:
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-# The source this process imported, taken when it imported the package: a long-lived
-# process (a Dask worker) keeps running what it loaded even after the files change.
-SOURCE_DIGEST = _source_digest()

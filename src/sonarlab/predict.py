@@ -31,13 +31,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sonarlab import data, files
-from sonarlab.config import IDENTIFIER, ConfigError, read_params, variant_names
-from sonarlab.data import DataError
-from sonarlab.paths import workspace_paths
-from sonarlab.progress import Progress
-from sonarlab.seeds import mc_dropout_seed
-from sonarlab.stages._cli import CliParser, run
+from sonarlab.cli.command import CliParser, run
+from sonarlab.cli.progress import Progress
+from sonarlab.core import files
+from sonarlab.core.errors import DataError
+from sonarlab.core.params import IDENTIFIER, ConfigError, read_params
+from sonarlab.core.paths import workspace_paths
+from sonarlab.data import uci
+from sonarlab.data.seeds import mc_dropout_seed
+from sonarlab.design.variants import variant_names
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ def read_rows(path: Path, seconds: float = ROWS_READ_SECONDS) -> np.ndarray:
     except OSError as exc:
         raise DataError(f"{path}: {exc.strerror or exc}") from None
     try:
-        X, _ = data.parse_rows(payload.decode("utf-8"))
+        X, _ = uci.parse_rows(payload.decode("utf-8"))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text") from None
     except DataError as exc:
@@ -139,7 +141,7 @@ def predict(
         raise FileNotFoundError(errno.ENOENT, "no model", str(model_path))
     import keras
 
-    from sonarlab.model import predict_proba
+    from sonarlab.training.model import predict_proba
 
     model = keras.saving.load_model(model_path, compile=False)  # inference only
     table = pd.DataFrame({"p_mine": predict_proba(model, X).astype(np.float64)})

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sonarlab import files
+from sonarlab.core import files
 from tests.integration.conftest import BIN, Project
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sonarlab.stores import FOUND_DEAD_TAG
+from sonarlab.tracking.stores import FOUND_DEAD_TAG
 from tests.integration.conftest import BIN, Project
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sonarlab import data, engines
-from sonarlab.config import CVConfig, load_variant, read_params
-from sonarlab.folds import prepare
+from sonarlab.core.params import CVConfig, read_params
+from sonarlab.data import uci
+from sonarlab.data.folds import prepare
+from sonarlab.design.variants import load_variant
+from sonarlab.training import engines
 from tests.conftest import ROOT, SHARED_SONAR
 from tests.integration.conftest import BIN
 
@@ -39,7 +41,7 @@ def test_keras_engine_through_the_stage(scratch):
 def test_engines_agree_within_noise_over_seeds():
     if not SHARED_SONAR.is_file():
         pytest.skip("needs the offline copy of the Sonar data")
-    sonar = data.read_local(SHARED_SONAR)
+    sonar = uci.read_local(SHARED_SONAR)
     variant = dataclasses.replace(
         load_variant(read_params(ROOT / "params.yaml"), "hidden"), epochs=20
     )

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sonarlab.results import SUMMARY_KEYS
+from sonarlab.results.summary import SUMMARY_KEYS
 from tests.integration.conftest import BIN, TINY_SPLITS
 
 pytestmark = pytest.mark.integration

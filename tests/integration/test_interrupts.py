@@ -10,7 +10,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sonarlab.config import load_section
+from sonarlab.core.params import load_section
 from tests.integration.conftest import BIN
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sonarlab import data
+from sonarlab.data import uci
 from tests.conftest import SHARED_SONAR
 from tests.integration.conftest import BIN, TINY, TINY_SPLITS, ran_stages
 
@@ -52,7 +52,7 @@ def test_repro_runs_every_stage_once_in_dependency_order(reproduced):
     assert sorted(ran[2:-1]) == sorted([*(f"cv@{v}" for v in VARIANTS),
                                         *(f"grid@{g}" for g in GRIDS)])  # fmt: skip
     raw = project.root / "data" / "raw" / "sonar.csv"
-    assert data.fingerprint(data.read_local(raw)) == data.FINGERPRINT
+    assert uci.fingerprint(uci.read_local(raw)) == uci.FINGERPRINT
 
 
 def test_dag_and_metrics_show_every_variant(reproduced):
@@ -214,7 +214,7 @@ def test_logged_model_predicts_from_raw_rows(reproduced):
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     inputs = model.metadata.signature.inputs.to_dict()
     assert list(inputs[0]["tensor-spec"]["shape"]) == [-1, 60]
-    raw = data.read_local(SHARED_SONAR).X
+    raw = uci.read_local(SHARED_SONAR).X
     p = np.asarray(model.predict(raw)).ravel()
     assert p.shape == (208,) and ((p >= 0) & (p <= 1)).all()
     local = keras.saving.load_model(project.root / "results" / "hidden" / "model.keras")

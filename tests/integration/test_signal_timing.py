@@ -15,7 +15,7 @@ import matplotlib.image
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sonarlab import result_files
+from sonarlab.results import tables
 from tests.integration.conftest import BIN
 
 pytestmark = pytest.mark.integration
@@ -33,9 +33,9 @@ def whole_zip(path: Path) -> None:
 def complete(path: Path) -> bool:
     """A whole output file, as its reader takes it."""
     readers = {
-        "metrics.json": result_files.read_metrics,
-        "folds.csv": result_files.FOLDS.read,
-        "curves.csv": result_files.CURVES.read,
+        "metrics.json": tables.read_metrics,
+        "folds.csv": tables.FOLDS.read,
+        "curves.csv": tables.CURVES.read,
         "learning_curves.png": matplotlib.image.imread,
         "model.keras": whole_zip,
     }

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sonarlab import stores
+from sonarlab.tracking import stores
 from tests.conftest import lock_held, loopback_server
 from tests.integration.conftest import BIN, Project
 

@@ -14,8 +14,10 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from sonarlab import config, data, files
-from sonarlab.config import ConfigError
+from sonarlab.core import files, params
+from sonarlab.core.params import ConfigError
+from sonarlab.data import uci
+from sonarlab.design import grids
 from tests.conftest import ROOT, loopback_server
 
 LIMITS = files.InputLimits(1000, 0.5, "a test's size", "a test's time")
@@ -120,46 +122,46 @@ def test_a_fifo_whose_writer_finishes_is_read_whole(fifo):
 def test_a_zip_whose_member_inflates_past_the_limit_is_refused():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("sonar.all-data", b"0" * (data.SOURCE_MAX_BYTES + 1))
+        zf.writestr("sonar.all-data", b"0" * (uci.SOURCE_MAX_BYTES + 1))
     assert len(buf.getvalue()) < 10_000  # a small download
-    with pytest.raises(data.DataError, match=r"zip member sonar.all-data: larger than 1 MiB"):
-        data.decode(buf.getvalue())
+    with pytest.raises(uci.DataError, match=r"zip member sonar.all-data: larger than 1 MiB"):
+        uci.decode(buf.getvalue())
 
 
 def test_params_larger_than_the_limit_are_refused_naming_the_file(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text("fetch:\n" + "  # padding\n" * (config.PARAMS_MAX_BYTES // 12 + 1))
+    path.write_text("fetch:\n" + "  # padding\n" * (params.PARAMS_MAX_BYTES // 12 + 1))
     with pytest.raises(ConfigError, match=rf"{path}: larger than 1 MiB \(the limit for a params"):
-        config.read_params(path)
+        params.read_params(path)
 
 
 def test_params_from_a_fifo_that_never_ends_stop_at_the_time_limit(fifo, monkeypatch):
-    monkeypatch.setattr(config, "PARAMS_LIMITS", files.InputLimits(2**20, 0.3))
+    monkeypatch.setattr(params, "PARAMS_LIMITS", files.InputLimits(2**20, 0.3))
     with pytest.raises(ConfigError, match=rf"{fifo}: not complete within 0.3 s"):
-        config.read_params(fifo)
+        params.read_params(fifo)
 
 
 def test_params_that_are_not_utf8_are_one_error(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_bytes(b"fetch: \xff\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
-        config.read_params(path)
+        params.read_params(path)
     path.write_text(yaml.safe_dump({"fetch": {"retries": 1}}))
-    assert config.read_params(path) == {"fetch": {"retries": 1}}
+    assert params.read_params(path) == {"fetch": {"retries": 1}}
 
 
 def test_a_file_url_is_read_within_the_limits(tmp_path, fifo):
     (tmp_path / "copy.csv").write_text("x")
-    assert data.read_source((tmp_path / "copy.csv").as_uri(), tmp_path, 1, 0) == b"x"
+    assert uci.read_source((tmp_path / "copy.csv").as_uri(), tmp_path, 1, 0) == b"x"
     with pytest.raises(files.InputLimitError, match="larger than 1 MiB"):
-        data.read_source("file:///dev/zero", tmp_path, 5, 0)
+        uci.read_source("file:///dev/zero", tmp_path, 5, 0)
     with pytest.raises(files.InputLimitError, match=r"not complete within 0\.3 s"):
-        data.read_source(fifo.as_uri(), tmp_path, 0.3, 0)
+        uci.read_source(fifo.as_uri(), tmp_path, 0.3, 0)
 
 
 def test_other_url_schemes_are_refused(tmp_path):
     with pytest.raises(OSError, match="unsupported URL scheme 'ftp'"):
-        data.read_source("ftp://example.invalid/sonar.zip", tmp_path, 1, 0)
+        uci.read_source("ftp://example.invalid/sonar.zip", tmp_path, 1, 0)
 
 
 class _Endless(http.server.BaseHTTPRequestHandler):
@@ -210,7 +212,7 @@ def endless(monkeypatch):
 def test_a_response_larger_than_the_limit_stops_early_and_is_not_retried(endless, path):
     t0 = time.monotonic()
     with pytest.raises(OSError, match=r"larger than 1 MiB \(the limit for a data source"):
-        data.http_get(endless + path, timeout=5, retries=2, backoff=0.01)
+        uci.http_get(endless + path, timeout=5, retries=2, backoff=0.01)
     assert time.monotonic() - t0 < 4  # /huge is refused by its Content-Length at once
     assert _Endless.hits == [path]
 
@@ -220,7 +222,7 @@ def test_a_trickling_response_stops_at_the_whole_download_time_limit(endless, pa
     """A byte every 50 ms never trips a socket timeout of 0.5 s: the deadline does."""
     t0 = time.monotonic()
     with pytest.raises(OSError, match=r"not complete within 0.5 s \(fetch.timeout_seconds"):
-        data.http_get(endless + path, timeout=0.5, retries=1, backoff=0.01)
+        uci.http_get(endless + path, timeout=0.5, retries=1, backoff=0.01)
     assert 1.0 <= time.monotonic() - t0 < 4  # two attempts of 0.5 s
     assert _Endless.hits == [path, path]
 
@@ -235,8 +237,8 @@ def test_a_params_file_of_yaml_aliases_gives_a_short_error(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("\n".join(levels) + "\n" + grid)
     assert path.stat().st_size < 2000
-    params = config.read_params(path)
+    values = params.read_params(path)
     t0 = time.monotonic()
     with pytest.raises(ConfigError, match=r"grids.bomb.axes.model.input_dropout: got \[\[\[") as e:
-        config.load_grid({**yaml.safe_load((ROOT / "params.yaml").read_text()), **params}, "bomb")
+        grids.load_grid({**yaml.safe_load((ROOT / "params.yaml").read_text()), **values}, "bomb")
     assert len(str(e.value)) < 2000 and time.monotonic() - t0 < 5

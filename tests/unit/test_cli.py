@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sonarlab import cluster
-from sonarlab.config import ConfigError, apply_overrides
-from sonarlab.paths import store_root
+from sonarlab.cli.command import CliParser, log_level, one_line, run
+from sonarlab.core.params import ConfigError, apply_overrides
+from sonarlab.core.paths import store_root
+from sonarlab.grid import cluster
 from sonarlab.predict import main as predict_main
 from sonarlab.stages import cv, fetch, grid, report, standardize
-from sonarlab.stages._cli import CliParser, log_level, one_line, run
 
 ENTRY_POINTS = {
     "python -m sonarlab.stages.fetch": fetch.main,

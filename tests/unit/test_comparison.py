@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sonarlab import comparison, stats
-from sonarlab.report_page import html_table, markdown_table
+from sonarlab.report import comparison
+from sonarlab.report.page import html_table, markdown_table
+from sonarlab.results import stats
 
 
 def folds(accuracies, n_train=18, n_test=2, folds_per_repeat=5, seed=7):
@@ -20,7 +21,7 @@ def folds(accuracies, n_train=18, n_test=2, folds_per_repeat=5, seed=7):
             "n_train": n_train, "n_test": n_test,
             "test_rows": [f"{seed}:{i}" for i in range(n)],
             "accuracy": accuracies, "roc_auc": 0.9, "log_loss": 0.4,
-            "train_accuracy": 1.0, "seconds": 0.1,
+            "train_accuracy": 1.0,
         }
     )  # fmt: skip
 
@@ -31,8 +32,7 @@ BETTER = [a + d for a, d in zip(BASE, [0.05, 0.10, 0.05, 0.10, 0.05] * 2, strict
 
 def test_compare_pairs_each_variant_with_the_baseline_split_by_split():
     rows = comparison.compare(
-        {"baseline": folds(BASE), "better": folds(BETTER)}, {"baseline": 1.0, "better": 2.0},
-        "baseline",
+        {"baseline": folds(BASE), "better": folds(BETTER)}, "baseline"
     )  # fmt: skip
     base, better = rows
     assert base.versus is None and (base.summary.n_splits, base.summary.repeats) == (10, 2)
@@ -46,15 +46,12 @@ def test_compare_pairs_each_variant_with_the_baseline_split_by_split():
 def test_variants_scored_on_other_splits_are_refused():
     other = folds(BASE, n_train=17, n_test=3)
     reshuffled = folds(BASE, seed=8)  # same sizes, other rows held out
-    seconds = dict.fromkeys(["baseline", "x"], 1)
     with pytest.raises(ValueError, match="same splits"):
-        comparison.compare({"baseline": folds(BASE), "x": reshuffled}, seconds, "baseline")
+        comparison.compare({"baseline": folds(BASE), "x": reshuffled}, "baseline")
     with pytest.raises(ValueError, match="same splits"):
-        comparison.compare(
-            {"baseline": folds(BASE), "x": other}, dict.fromkeys(["baseline", "x"], 1), "baseline"
-        )
+        comparison.compare({"baseline": folds(BASE), "x": other}, "baseline")
     with pytest.raises(ValueError, match="no results"):
-        comparison.compare({"x": other}, {"x": 1}, "baseline")
+        comparison.compare({"x": other}, "baseline")
 
 
 def test_findings_say_where_the_tutorial_falls_and_what_the_test_says():
@@ -62,8 +59,7 @@ def test_findings_say_where_the_tutorial_falls_and_what_the_test_says():
     base = [0.86 + d for d in (-0.02, 0.01, 0.0, 0.02, -0.01) * 2]
     visible = [a + 0.08 for a in base]
     rows = comparison.compare(
-        {"baseline": folds(base), "visible": folds(visible)}, {"baseline": 1, "visible": 1},
-        "baseline",
+        {"baseline": folds(base), "visible": folds(visible)}, "baseline"
     )  # fmt: skip
     text = "\n".join(comparison.findings(rows, "baseline"))
     assert "Outside our 95% interval: visible (tutorial 83.52%" in text
@@ -92,9 +88,7 @@ def test_holm_adjusts_over_every_variant_and_the_null_result_is_worded_as_such()
     base = list(0.84 + rng.normal(0, 0.05, 10))
     others = {f"v{i}": [a + rng.normal(0, 0.05) for a in base] for i in range(3)}
     rows = comparison.compare(
-        {"baseline": folds(base), **{k: folds(v) for k, v in others.items()}},
-        dict.fromkeys(["baseline", *others], 1.0),
-        "baseline",
+        {"baseline": folds(base), **{k: folds(v) for k, v in others.items()}}, "baseline"
     )
     tested = rows[1:]
     assert [r.p_holm for r in tested] == pytest.approx(stats.holm([r.versus.p for r in tested]))
@@ -108,7 +102,7 @@ def test_holm_adjusts_over_every_variant_and_the_null_result_is_worded_as_such()
 
 
 def test_a_report_of_the_baseline_alone_has_nothing_to_pair():
-    (row,) = comparison.compare({"baseline": folds(BASE)}, {"baseline": 1.0}, "baseline")
+    (row,) = comparison.compare({"baseline": folds(BASE)}, "baseline")
     assert row.versus is None and row.p_holm is None
     assert comparison.paired_table([row], "baseline").empty
     assert not any("vs baseline" in s for s in comparison.findings([row], "baseline"))
@@ -124,9 +118,8 @@ def test_the_tutorial_is_compared_only_with_variants_made_with_its_settings():
     assert comparison.unlike_tutorial("visible", swept, folds=3) == [
         "model.input_dropout 0.5 (tutorial 0.2)", "cv.folds 3 (tutorial 10)"
     ]  # fmt: skip
-    seconds = dict.fromkeys(["baseline", "visible"], 1)
     scored = {"baseline": folds(BASE), "visible": folds(BETTER)}
-    rows = comparison.compare(scored, seconds, "baseline")
+    rows = comparison.compare(scored, "baseline")
     unlike = {"baseline": [], "visible": ["model.input_dropout 0.5 (tutorial 0.2)"]}
     text = "\n".join(comparison.findings(rows, "baseline", unlike))
     assert "Not compared with the tutorial, as their settings differ: visible (model.input" in text
@@ -141,7 +134,7 @@ def with_losses(losses: dict[str, float]):
         table = folds(BASE)
         table["log_loss"] = loss
         tables[name] = table
-    return comparison.compare(tables, dict.fromkeys(losses, 1.0), next(iter(losses)))
+    return comparison.compare(tables, next(iter(losses)))
 
 
 def test_the_champion_has_the_lowest_mean_log_loss_and_a_nan_never_wins():

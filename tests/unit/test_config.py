@@ -2,15 +2,8 @@ import copy
 
 import pytest
 
-from sonarlab.config import (
-    ConfigError,
-    apply_overrides,
-    flatten,
-    load_section,
-    load_variant,
-    read_params,
-    variant_names,
-)
+from sonarlab.core.params import ConfigError, apply_overrides, flatten, load_section, read_params
+from sonarlab.design.variants import load_variant, variant_names
 from tests.conftest import ROOT
 
 

@@ -12,14 +12,8 @@ import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sonarlab.config import (
-    ConfigError,
-    ModelConfig,
-    VariantConfig,
-    load_section,
-    load_variant,
-    read_params,
-)
+from sonarlab.core.params import ConfigError, load_section, read_params
+from sonarlab.design.variants import ModelConfig, VariantConfig, load_variant
 from tests.conftest import ROOT
 
 PARAMS = read_params(ROOT / "params.yaml")

@@ -43,7 +43,7 @@ def test_missing_inputs_say_which_file(workspace, caplog):
 def test_unreachable_tracking_server_is_named_before_training(tmp_path):
     import socket
 
-    from sonarlab.tracking import check_reachable
+    from sonarlab.tracking.runs import check_reachable
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ import socket
 import pytest
 import yaml
 
-from sonarlab import data
+from sonarlab.data import uci
 from sonarlab.stages import fetch
 from tests.conftest import ROOT
 
@@ -35,7 +35,7 @@ def test_local_mirror_via_sonar_source(workspace, shared_sonar, monkeypatch):
     monkeypatch.setenv("SONAR_SOURCE", str(shared_sonar))
     assert fetch.main([]) == 0
     written = workspace / "data" / "raw" / "sonar.csv"
-    assert data.fingerprint(data.read_local(written)) == data.FINGERPRINT
+    assert uci.fingerprint(uci.read_local(written)) == uci.FINGERPRINT
 
 
 def test_no_network_and_no_source_fails_with_one_line_saying_what_to_do(

@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from sonarlab import files
+from sonarlab.core import files
 
 
 def test_atomic_write_replaces_the_target_and_respects_the_umask(tmp_path):

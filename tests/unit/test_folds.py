@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from sonarlab.config import ConfigError, CVConfig
-from sonarlab.files import FormatError
-from sonarlab.folds import (
+from sonarlab.core.files import FormatError
+from sonarlab.core.params import ConfigError, CVConfig
+from sonarlab.data.folds import (
     Scaler,
     assign_folds,
     fold_scalers,

@@ -9,18 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sonarlab.config import (
-    CVConfig,
-    ModelConfig,
-    OptimizerConfig,
-    ScheduleConfig,
-    VariantConfig,
-)
-from sonarlab.data import Sonar
-from sonarlab.engines import fused
-from sonarlab.folds import Scaler, prepare
-from sonarlab.members import Member, shape_key
-from sonarlab.model import build_model, predict_proba, seed_everything
+from sonarlab.core.params import CVConfig
+from sonarlab.data.folds import Scaler, prepare
+from sonarlab.data.uci import Sonar
+from sonarlab.design.variants import ModelConfig, OptimizerConfig, ScheduleConfig, VariantConfig
+from sonarlab.training.engines import fused
+from sonarlab.training.members import Member, shape_key
+from sonarlab.training.model import build_model, predict_proba, seed_everything
 
 IDENTITY = Scaler(mean=np.zeros(60), std=np.ones(60))
 EPOCHS = 4

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from sonarlab import interrupts
+from sonarlab.cli import interrupts
 
 
 class SignalledWhileCollected:

@@ -5,12 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from sonarlab.config import ModelConfig, OptimizerConfig, VariantConfig
-from sonarlab.engines.keras import train_final, train_fold
-from sonarlab.folds import assign_folds, fold_scalers, splits
-from sonarlab.model import predict_proba
-from sonarlab.results import binary_metrics, mean_curves, per_split, summarize_folds
-from sonarlab.seeds import final_seed, fold_seed
+from sonarlab.data.folds import assign_folds, fold_scalers, splits
+from sonarlab.data.seeds import final_seed, fold_seed
+from sonarlab.design.variants import ModelConfig, OptimizerConfig, VariantConfig
+from sonarlab.results.metrics import binary_metrics
+from sonarlab.results.summary import summarize_folds
+from sonarlab.training.engines.keras import train_final, train_fold
+from sonarlab.training.model import predict_proba
+from sonarlab.training.outcomes import mean_curves, per_split
 
 
 def test_binary_metrics_by_hand():

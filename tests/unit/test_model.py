@@ -4,16 +4,16 @@ import keras
 import numpy as np
 import pytest
 
-from sonarlab.config import (
+from sonarlab.core.params import read_params
+from sonarlab.data.folds import Scaler
+from sonarlab.design.variants import (
     ModelConfig,
     OptimizerConfig,
     ScheduleConfig,
     VariantConfig,
     load_variant,
-    read_params,
 )
-from sonarlab.folds import Scaler
-from sonarlab.model import build_model, make_learning_rate, steps_per_epoch
+from sonarlab.training.model import build_model, make_learning_rate, steps_per_epoch
 from tests.conftest import ROOT
 
 PARAMS = read_params(ROOT / "params.yaml")

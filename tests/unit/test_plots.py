@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sonarlab import plots
-from sonarlab.results import CURVE_KEYS
+from sonarlab.report import figures
+from sonarlab.results.figures import save_figure
+from sonarlab.results.metrics import CURVE_KEYS
+from sonarlab.training.figures import learning_curves
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +29,7 @@ def curves(epochs=5):
 def test_learning_curves_show_train_and_held_out_loss_and_accuracy():
     c = curves()
     c["test_loss_mean"] = np.linspace(2, 1, 5)
-    fig = plots.learning_curves(c, "v: mean ± std over 30 folds")
+    fig = learning_curves(c, "v: mean ± std over 30 folds")
     loss, acc = fig.axes
     assert (loss.get_ylabel(), acc.get_ylabel()) == ("loss", "accuracy")
     assert loss.get_xlabel() == acc.get_xlabel() == "epoch"
@@ -41,7 +43,7 @@ def test_learning_curves_show_train_and_held_out_loss_and_accuracy():
 
 
 def test_fold_accuracies_draw_every_split_as_a_point():
-    fig = plots.fold_accuracies({"a": [0.8, 0.9, 0.85], "b": [0.7, 0.75]}, "t")
+    fig = figures.fold_accuracies({"a": [0.8, 0.9, 0.85], "b": [0.7, 0.75]}, "t")
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     points = [c.get_offsets() for c in ax.collections]
@@ -51,7 +53,7 @@ def test_fold_accuracies_draw_every_split_as_a_point():
 
 
 def test_differences_plot_each_interval_in_points_with_zero_marked():
-    fig = plots.differences(["v1", "v2"], [0.02, -0.01], [-0.01, -0.05], [0.05, 0.03], "t")
+    fig = figures.differences(["v1", "v2"], [0.02, -0.01], [-0.01, -0.05], [0.05, 0.03], "t")
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_yticklabels()] == ["v1", "v2"]
     marker = next(ln for ln in ax.get_lines() if ln.get_marker() == "o")
@@ -60,15 +62,15 @@ def test_differences_plot_each_interval_in_points_with_zero_marked():
 
 
 def test_differences_without_any_variant_to_compare(tmp_path):
-    fig = plots.differences([], [], [], [], "nothing")
+    fig = figures.differences([], [], [], [], "nothing")
     assert fig.axes[0].texts[0].get_text() == "no variant besides the baseline"
-    plots.save(fig, tmp_path / "d.png")
+    save_figure(fig, tmp_path / "d.png")
     assert (tmp_path / "d.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("n", [1, 4])
 def test_overfitting_has_one_panel_per_variant_and_a_legend(n):
-    fig = plots.overfitting({f"v{i}": curves() for i in range(n)}, "t")
+    fig = figures.overfitting({f"v{i}": curves() for i in range(n)}, "t")
     titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titled == [f"v{i}" for i in range(n)]
     legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()]

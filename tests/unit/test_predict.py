@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from sonarlab import predict
-from sonarlab.config import load_variant, read_params
-from sonarlab.folds import Scaler
-from sonarlab.model import build_model, predict_proba
+from sonarlab.core.params import read_params
+from sonarlab.data.folds import Scaler
+from sonarlab.design.variants import load_variant
+from sonarlab.training.model import build_model, predict_proba
 from tests.conftest import ROOT, sonar_csv_text, synthetic_sonar
 
 PARAMS = read_params(ROOT / "params.yaml")

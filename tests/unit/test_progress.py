@@ -1,7 +1,7 @@
 import io
 import logging
 
-from sonarlab.progress import Progress
+from sonarlab.cli.progress import Progress
 
 
 class FakeClock:
@@ -15,7 +15,7 @@ class FakeClock:
 def test_logs_are_throttled_and_show_time_left(caplog):
     clock = FakeClock()
     p = Progress("cv@x", total=100, every=10, stream=io.StringIO(), clock=clock)
-    with caplog.at_level(logging.INFO, logger="sonarlab.progress"):
+    with caplog.at_level(logging.INFO, logger="sonarlab.cli.progress"):
         for _ in range(50):
             clock.t += 1
             p.advance(1, "fold 1/2")

@@ -7,18 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from sonarlab import result_files
-from sonarlab.files import FormatError
-from sonarlab.folds import Split
-from sonarlab.results import (
-    CURVE_KEYS,
-    SUMMARY_KEYS,
-    FoldResult,
-    mean_curves,
-    per_split,
-    rows_digest,
-    summarize_folds,
-)
+from sonarlab.core.files import FormatError
+from sonarlab.data.folds import Split
+from sonarlab.results import tables
+from sonarlab.results.metrics import CURVE_KEYS
+from sonarlab.results.summary import SUMMARY_KEYS, summarize_folds
+from sonarlab.training.outcomes import FoldResult, mean_curves, per_split, rows_digest
 
 
 def fold(repeat, k, acc, epochs=3):
@@ -33,10 +27,10 @@ FOLDS = [fold(0, 0, 0.5), fold(0, 1, 1.0), fold(1, 0, 0.5)]
 
 def test_the_per_split_table_round_trips_through_folds_csv(tmp_path):
     table = per_split(FOLDS)
-    result_files.FOLDS.write(tmp_path / "folds.csv", table)
+    tables.FOLDS.write(tmp_path / "folds.csv", table)
     header = (tmp_path / "folds.csv").read_text().splitlines()[0]
-    assert header.split(",") == list(result_files.FOLDS.columns)
-    back = result_files.FOLDS.read(tmp_path / "folds.csv")
+    assert header.split(",") == list(tables.FOLDS.columns)
+    back = tables.FOLDS.read(tmp_path / "folds.csv")
     assert back["test_rows"].tolist() == [rows_digest(f.split.test) for f in FOLDS]
     assert back[["repeat", "fold", "n_train", "n_test"]].values.tolist() == [
         [0, 0, 8, 2], [0, 1, 8, 2], [1, 0, 8, 2]
@@ -50,31 +44,30 @@ def test_the_per_split_table_round_trips_through_folds_csv(tmp_path):
 
 def test_curves_round_trip_with_the_epoch_as_index(tmp_path):
     curves = mean_curves(FOLDS)
-    result_files.CURVES.write(tmp_path / "curves.csv", curves)
+    tables.CURVES.write(tmp_path / "curves.csv", curves)
     text = (tmp_path / "curves.csv").read_text().splitlines()
     assert text[0].startswith("epoch,train_loss_mean,train_loss_std,") and len(text) == 4
-    back = result_files.CURVES.read(tmp_path / "curves.csv")
+    back = tables.CURVES.read(tmp_path / "curves.csv")
     assert list(back.index) == [1, 2, 3] and list(back.columns) == list(curves.columns)
     np.testing.assert_allclose(back.to_numpy(), curves.to_numpy(), rtol=1e-5)
 
 
 def test_metrics_json_must_hold_exactly_its_keys(tmp_path):
-    metrics = {**summarize_folds(per_split(FOLDS)).metrics(), "final_train_accuracy": 1.0,
-               "seconds": 2.0}  # fmt: skip
-    result_files.write_metrics(tmp_path / "m.json", metrics)
-    assert result_files.read_metrics(tmp_path / "m.json") == metrics
+    metrics = {**summarize_folds(per_split(FOLDS)).metrics(), "final_train_accuracy": 1.0}
+    tables.write_metrics(tmp_path / "m.json", metrics)
+    assert tables.read_metrics(tmp_path / "m.json") == metrics
     (tmp_path / "m.json").write_text(
         json.dumps({k: v for k, v in metrics.items() if k != "n_folds"})
     )
     with pytest.raises(FormatError, match=r"m\.json: no metric 'n_folds'"):
-        result_files.read_metrics(tmp_path / "m.json")
+        tables.read_metrics(tmp_path / "m.json")
     (tmp_path / "m.json").write_text(json.dumps({**metrics, "extra": 1}))
     with pytest.raises(FormatError, match=r"m\.json: unexpected metric 'extra'"):
-        result_files.read_metrics(tmp_path / "m.json")
+        tables.read_metrics(tmp_path / "m.json")
 
 
 def test_a_folds_csv_without_its_split_fingerprint_is_an_error(tmp_path):
     # the report once read such a file and paired variants on sizes alone
     per_split(FOLDS).drop(columns="test_rows").to_csv(tmp_path / "folds.csv", index=False)
     with pytest.raises(FormatError, match=r"folds.csv: no column 'test_rows'"):
-        result_files.FOLDS.read(tmp_path / "folds.csv")
+        tables.FOLDS.read(tmp_path / "folds.csv")

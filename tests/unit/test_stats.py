@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from sonarlab.stats import corrected_paired_ttest, correction, holm, interval
+from sonarlab.results.stats import corrected_paired_ttest, correction, holm, interval
 
 T_975_DF3 = 3.182446305284263  # Student t table: 97.5% quantile, 3 degrees of freedom
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sonarlab import stores, tracking
-from sonarlab.stores import (
+from sonarlab.tracking import runs, stores
+from sonarlab.tracking.stores import (
     BOOT_TAG,
     FOUND_DEAD_TAG,
     HOST_TAG,
@@ -108,24 +108,24 @@ def test_opening_a_store_marks_every_run_of_a_dead_process_killed(store):
         "other_host": {**dead_pid_tags(), HOST_TAG: "elsewhere"},
         "untagged": {},
     }
-    runs = {}
+    run_ids = {}
     for i, (name, tags) in enumerate(cases.items()):
         run = client.create_run(experiments[i % 2], run_name=name, tags=tags)
-        runs[name] = run.info.run_id
+        run_ids[name] = run.info.run_id
     parent = client.create_run(experiments[1], run_name="dead_parent", tags=cases["dead"])
     child = client.create_run(
         experiments[1],
         run_name="dead_child",
         tags={**cases["dead"], "mlflow.parentRunId": parent.info.run_id},
     )
-    runs.update(dead_parent=parent.info.run_id, dead_child=child.info.run_id)
+    run_ids.update(dead_parent=parent.info.run_id, dead_child=child.info.run_id)
     finished = client.create_run(experiments[0], run_name="finished", tags=cases["dead"])
     client.set_terminated(finished.info.run_id)
 
-    tracking.open_experiment(path.parent, "sonar-dropout", stage="cv@test")
+    runs.open_experiment(path.parent, "sonar-dropout", stage="cv@test")
 
     killed = {"dead", "reused", "rebooted", "dead_parent", "dead_child"}
-    for name, run_id in runs.items():
+    for name, run_id in run_ids.items():
         run = client.get_run(run_id)
         if name in killed:
             assert run.info.status == "KILLED", name
@@ -141,8 +141,8 @@ def test_opening_a_store_marks_every_run_of_a_dead_process_killed(store):
 
 def test_every_run_a_stage_makes_carries_liveness_tags(store, tmp_path):
     path, _ = store
-    client, experiment_id, _ = tracking.open_experiment(path.parent, "tags", stage="cv@t")
-    with tracking.stage_run(client, experiment_id, "t", "cv@t", tmp_path) as run:
+    client, experiment_id, _ = runs.open_experiment(path.parent, "tags", stage="cv@t")
+    with runs.stage_run(client, experiment_id, "t", "cv@t", tmp_path) as run:
         pass
     tags = client.get_run(run.info.run_id).data.tags
     assert {k: tags[k] for k in liveness_tags()} == liveness_tags()
@@ -241,10 +241,10 @@ def test_the_store_lock_is_given_up_after_the_bound(tmp_path):
     with lock_held(tmp_path / "mlflow.db.lock", seconds=60):
         t0 = time.monotonic()
         locked = r"is locked: another process has held its lock "
-        with pytest.raises(StoreError, match=locked), tracking.store_lock(uri, timeout=0.5):
+        with pytest.raises(StoreError, match=locked), runs.store_lock(uri, timeout=0.5):
             pass
         assert 0.5 <= time.monotonic() - t0 < 3
-    with tracking.store_lock(uri, timeout=0.5):  # free once its holder is gone
+    with runs.store_lock(uri, timeout=0.5):  # free once its holder is gone
         pass
 
 
@@ -266,13 +266,13 @@ def test_an_interrupt_whose_run_cannot_be_ended_says_so_in_one_line(tmp_path, ca
     import mlflow
 
     folder = tmp_path / "store"
-    client, experiment_id, _ = tracking.open_experiment(folder, "interrupted", stage="t")
+    client, experiment_id, _ = runs.open_experiment(folder, "interrupted", stage="t")
     try:
         with (
             pytest.raises(KeyboardInterrupt),
             caplog.at_level(logging.DEBUG),
             mlflow.start_run(experiment_id=experiment_id) as run,
-            tracking.closing_run_on_failure(),
+            runs.closing_run_on_failure(),
         ):
             done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
             if done.returncode != 0:

@@ -36,7 +36,7 @@ def direct_imports(name: str) -> set[str]:
     return out
 
 
-ENGINES = {"sonarlab.engines.keras", "sonarlab.engines.fused"}
+ENGINES = {"sonarlab.training.engines.keras", "sonarlab.training.engines.fused"}
 
 
 def test_no_engine_imports_the_other():
@@ -44,17 +44,27 @@ def test_no_engine_imports_the_other():
         assert not (direct_imports(engine) & (ENGINES - {engine})), engine
 
 
-@pytest.mark.parametrize("name", sorted(set(MODULES) - ENGINES - {"sonarlab.engines"}))
+@pytest.mark.parametrize("name", sorted(set(MODULES) - ENGINES - {"sonarlab.training.engines"}))
 def test_nothing_outside_the_engines_package_imports_an_engine_module(name):
     assert not (direct_imports(name) & ENGINES)
 
 
-@pytest.mark.parametrize("name", ["sonarlab.results", "sonarlab.seeds", "sonarlab.files"])
+NEUTRAL = sorted(
+    m for m in MODULES
+    if m.split(".")[1:2] in (["core"], ["design"], ["data"], ["results"], ["report"])
+    or m in ("sonarlab.training.outcomes", "sonarlab.training.members")
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NEUTRAL)
 def test_the_shared_layer_is_engine_neutral(name):
-    """No TensorFlow or Keras below the engines: results and seeds load without them."""
+    """No TensorFlow or Keras below the engines: the core, the data, the results and the
+    report load without them (and so does what the engines share)."""
     frameworks = {m.split(".")[0] for m in direct_imports(name)} & {"tensorflow", "keras"}
     assert not frameworks
-    assert not (imported_modules(name) & {"sonarlab.engines", "sonarlab.model", *ENGINES})
+    assert not (
+        imported_modules(name) & {"sonarlab.training.engines", "sonarlab.training.model", *ENGINES}
+    )
 
 
 def test_no_two_public_functions_or_classes_share_a_name():
@@ -72,6 +82,17 @@ def test_mlproject_types_its_parameters_as_the_cli_does():
     spec = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]["cv"]["parameters"]
     actions = {a.dest: a for a in cv.cv_parser()._actions}
     mlflow_type = {int: "int", float: "float", None: "string", str: "string"}
+    assert set(spec) == {"variant", "epochs", "folds"}
     for name, param in spec.items():
         assert param["type"] == mlflow_type[actions[name].type], name
-        assert param["default"] == (actions[name].default or param["default"]), name
+    # the CLI's overrides default to 0, "keep params.yaml": MLproject's must say the same
+    for name in ("epochs", "folds"):
+        assert actions[name].default == 0 and param_default(spec, name) == 0, name
+    # the variant is a positional the CLI takes from $DVC_STAGE when it is missing;
+    # MLproject has no DVC_STAGE, so its default must name a variant that exists
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert actions["variant"].default is None and spec["variant"]["default"] in params["variants"]
+
+
+def param_default(spec: dict, name: str):
+    return spec[name]["default"]

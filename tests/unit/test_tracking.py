@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sonarlab.config import ConfigError
-from sonarlab.tracking import Launch, take_launch
+from sonarlab.core.params import ConfigError
+from sonarlab.tracking.runs import Launch, take_launch
 
 
 def test_an_entry_point_run_directly_logs_into_the_launched_run():

@@ -19,72 +19,104 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
-from sonarlab import data, files, result_files, tracking
-from sonarlab.config import apply_overrides, load_section, load_variant, read_params
-from sonarlab.folds import prepared_for
-from sonarlab.paths import store_root, workspace_paths
-from sonarlab.progress import Progress
-from sonarlab.results import mean_curves, per_split, summarize_folds
-from sonarlab.stages._cli import CliParser, run_named
+from sonarlab.cli.command import CliParser, run_named
+from sonarlab.cli.progress import Progress
+from sonarlab.core import files
+from sonarlab.core.params import apply_overrides, load_section, read_params
+from sonarlab.core.paths import VariantPaths, store_root, workspace_paths
+from sonarlab.data import uci
+from sonarlab.data.folds import prepared_for
+from sonarlab.design.variants import load_variant
+from sonarlab.results import tables
+from sonarlab.results.figures import save_figure
+from sonarlab.results.summary import summarize_folds
+from sonarlab.tracking import runs
+from sonarlab.training.figures import learning_curves
+from sonarlab.training.model import save_model
+from sonarlab.training.outcomes import mean_curves, per_split
 
 log = logging.getLogger(__name__)
+
+
+def cv_settings(params: Mapping[str, Any], variant_name: str) -> tuple:
+    """What ``cv@<variant>`` reads of params, validated: the variant, the ``cv`` section,
+    the experiment's name, and the raw sections MLflow keeps with the run."""
+    variant = load_variant(params, variant_name)
+    cv = load_section(params, "cv")
+    experiment = load_section(params, "mlflow").experiment
+    logged = {"variant": dict(params["variants"][variant_name]), "cv": dict(params["cv"])}
+    return variant, cv, experiment, logged
 
 
 def cv_stage(variant_name: str, overrides: list[str]) -> None:
     stage = f"cv@{variant_name}"
     paths = workspace_paths()
     params = apply_overrides(read_params(paths.params), overrides)
-    variant = load_variant(params, variant_name)
-    cv = load_section(params, "cv")
-    experiment = load_section(params, "mlflow").experiment
-    sonar = data.read_local(paths.raw_data)
+    variant, cv, experiment, settings = cv_settings(params, variant_name)
+    sonar = uci.read_local(paths.raw_data)
     prepared = prepared_for(cv, sonar, paths.folds, paths.scalers)
     outputs = paths.variant(variant_name)
     files.check_outputs(outputs.outputs)  # a blocked output is found now, not after training
     # TensorFlow loads here, once the parameters and inputs are known to be good, and
     # before the MLflow run starts.
-    from sonarlab import engines
+    from sonarlab.training import engines
 
     engines.import_engine(cv.engine)
 
-    client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), experiment, stage)
-    folds_id = tracking.detail_experiment(client, experiment, tracking.FOLDS_SUFFIX, uri)
+    client, experiment_id, uri = runs.open_experiment(store_root(paths.root), experiment, stage)
+    folds_id = runs.detail_experiment(client, experiment, runs.FOLDS_SUFFIX, uri)
     progress = Progress(stage, engines.total_epochs(cv.engine, variant, len(prepared.scalers)))
     log.info(
         "%s: %d folds x %d epochs, %s engine, store %s",
         stage, len(prepared.scalers), variant.epochs, cv.engine, uri,
     )  # fmt: skip
     t0 = time.perf_counter()
-    with tracking.stage_run(client, experiment_id, variant_name, stage, paths.root) as parent:
-        tracking.log_cv_config(variant_name, variant, cv)
-        tracking.log_training_input(tracking.sonar_dataset(sonar))
+    with runs.stage_run(client, experiment_id, variant_name, stage, paths.root) as parent:
+        runs.log_cv_config(variant_name, variant, cv)
+        runs.log_training_input(runs.sonar_dataset(sonar))
         result = engines.cross_validate(
             cv.engine, variant, sonar, prepared, progress,
-            on_fold=lambda fold: tracking.log_fold(client, folds_id, variant_name, fold),
+            on_fold=lambda fold: runs.log_fold(client, folds_id, variant_name, fold),
         )  # fmt: skip
         table = per_split(result.folds)
         metrics = {
             **summarize_folds(table).metrics(),
             "final_train_accuracy": result.final.train_metrics["accuracy"],
-            "seconds": time.perf_counter() - t0,
         }
         curves = mean_curves(result.folds)
-        settings = {"variant": params["variants"][variant_name], "cv": params["cv"]}
-        tracking.log_cv_result(
-            client, parent.info.run_id, settings, metrics, curves, result.final.model,
-            tracking.registered_model_name(experiment), variant_name,
+        # the wall time is a fact about this run: MLflow keeps it, no DVC output does
+        runs.log_cv_result(
+            client, parent.info.run_id, settings, {**metrics, "seconds": time.perf_counter() - t0},
+            curves, result.final.model, runs.registered_model_name(experiment), variant_name,
         )  # fmt: skip
-        result_files.write_variant(
+        write_variant_outputs(
             outputs, f"{variant_name}: mean ± std over {len(table)} folds",
             table, curves, metrics, result.final.model,
         )  # fmt: skip
-        tracking.log_outputs(
-            [outputs.metrics, outputs.folds, outputs.curves, outputs.learning_curves]
-        )
+        runs.log_outputs([outputs.metrics, outputs.folds, outputs.curves, outputs.learning_curves])
     progress.close(
         f"accuracy {100 * metrics['accuracy_mean']:.2f}% ({100 * metrics['accuracy_std']:.2f}%)"
     )
+
+
+def write_variant_outputs(
+    out: VariantPaths,
+    title: str,
+    table,
+    curves,
+    metrics: dict[str, float],
+    model,
+) -> None:
+    """Every output of ``cv@<variant>``, each written atomically: the metrics, the
+    per-split table, the mean curves and their figure, and the final model."""
+    tables.write_metrics(out.metrics, metrics)
+    tables.FOLDS.write(out.folds, table)
+    tables.CURVES.write(out.curves, curves)
+    save_figure(learning_curves(curves, title), out.learning_curves)
+    save_model(model, out.model)
 
 
 def cv_parser() -> argparse.ArgumentParser:

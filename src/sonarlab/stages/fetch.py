@@ -2,7 +2,7 @@
 
 Reads: params ``fetch`` (URLs, timeout, retries); env ``SONAR_SOURCE`` (a local
 path or URL, tried first; relative paths are taken from the project root). Each
-source is read within 1 MiB (``data.SOURCE_MAX_BYTES``) and ``fetch.timeout_seconds``
+source is read within 1 MiB (``uci.SOURCE_MAX_BYTES``) and ``fetch.timeout_seconds``
 an attempt; past either, it fails naming the source and the limit, and the next is tried.
 Writes: ``data/raw/sonar.csv`` (atomically; canonical form: LF endings, 4 decimals).
 """
@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
+from typing import Any
 
-from sonarlab import data, files
-from sonarlab.config import load_section, read_params
-from sonarlab.paths import store_root, workspace_paths
-from sonarlab.stages._cli import main_without_arguments
+from sonarlab.cli.command import main_without_arguments
+from sonarlab.core import files
+from sonarlab.core.params import FetchConfig, load_section, read_params
+from sonarlab.core.paths import store_root, workspace_paths
+from sonarlab.data import uci
 
 log = logging.getLogger(__name__)
 
@@ -25,26 +28,31 @@ OFFLINE_HINT = (
 )
 
 
+def fetch_settings(params: Mapping[str, Any]) -> FetchConfig:
+    """What ``fetch`` reads of params, validated: the ``fetch`` section."""
+    return load_section(params, "fetch")
+
+
 def fetch() -> None:
     paths = workspace_paths()
-    cfg = load_section(read_params(paths.params), "fetch")
+    cfg = fetch_settings(read_params(paths.params))
     env_source = os.environ.get("SONAR_SOURCE", "").strip()
     sources = [env_source, *cfg.urls] if env_source else list(cfg.urls)
     base = store_root(paths.root)
 
     def reader(source: str) -> bytes:
-        return data.read_source(source, base, cfg.timeout_seconds, cfg.retries)
+        return uci.read_source(source, base, cfg.timeout_seconds, cfg.retries)
 
     try:
-        source, sonar = data.fetch_first(sources, reader)
+        source, sonar = uci.fetch_first(sources, reader)
     except OSError as exc:
         raise OSError(f"could not get the Sonar data ({exc}); {OFFLINE_HINT}") from None
-    files.write_text(paths.raw_data, data.canonical_text(sonar))
+    files.write_text(paths.raw_data, uci.canonical_text(sonar))
     log.info(
         "fetch: %d rows from %s, fingerprint %s… verified -> %s",
         len(sonar.labels),
         source,
-        data.FINGERPRINT[:12],
+        uci.FINGERPRINT[:12],
         paths.raw_data.relative_to(paths.root),
     )
 

@@ -13,62 +13,75 @@ MLflow: a parent run ``grid@<name>`` and one child run per trial, in the experim
 ``<experiment>-trials`` (``tracking``); both have the data set as their input.
 
 The shards run in this process, or on the Dask cluster that ``DASK_SCHEDULER_ADDRESS``
-names (``sonarlab.cluster``); the results are the same either way.
+names (``sonarlab.grid.cluster``); the results are the same either way.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Mapping
+from typing import Any
 
-from sonarlab import cluster, data, engines, files, grid, plots, result_files, tracking
-from sonarlab.config import load_grid, load_section, read_params
-from sonarlab.folds import prepared_for
-from sonarlab.paths import store_root, workspace_paths
-from sonarlab.progress import Progress
-from sonarlab.stages._cli import CliParser, run_named
+from sonarlab.cli.command import CliParser, run_named
+from sonarlab.cli.progress import Progress
+from sonarlab.core import files
+from sonarlab.core.params import load_protocol, load_section, read_params
+from sonarlab.core.paths import GridPaths, store_root, workspace_paths
+from sonarlab.data import uci
+from sonarlab.data.folds import prepared_for
+from sonarlab.design.grids import load_grid
+from sonarlab.grid import cluster, shards
+from sonarlab.grid.figures import grid_trials
+from sonarlab.results import tables
+from sonarlab.results.figures import save_figure
+from sonarlab.tracking import runs
+from sonarlab.training import engines
 
 log = logging.getLogger(__name__)
+
+
+def grid_settings(params: Mapping[str, Any], name: str) -> tuple:
+    """What ``grid@<name>`` reads of params, validated: the grid (with its base
+    variant), the splits' protocol and the experiment's name."""
+    return load_grid(params, name), load_protocol(params), load_section(params, "mlflow").experiment
 
 
 def grid_stage(name: str) -> None:
     stage = f"grid@{name}"
     paths = workspace_paths()
-    params = read_params(paths.params)
-    study = load_grid(params, name)
-    cv = load_section(params, "cv")
-    experiment = load_section(params, "mlflow").experiment
-    sonar = data.read_local(paths.raw_data)
+    study, cv, experiment = grid_settings(read_params(paths.params), name)
+    sonar = uci.read_local(paths.raw_data)
     prepared = prepared_for(cv, sonar, paths.folds, paths.scalers)
     outputs = paths.grid(name)
     files.check_outputs(outputs.outputs)  # a blocked output is found now, not after training
     runner = cluster.executor()  # connects and checks the workers before any training
     if isinstance(runner, cluster.InProcess):  # TensorFlow loads now, before the run starts
         engines.import_engine("fused")
-    shards = grid.plan(study, sonar, prepared, workers=runner.workers)
-    client, experiment_id, uri = tracking.open_experiment(store_root(paths.root), experiment, stage)
-    trials_id = tracking.detail_experiment(client, experiment, tracking.TRIALS_SUFFIX, uri)
-    dataset = tracking.sonar_dataset(sonar)
+    planned = shards.plan(study, sonar, prepared, workers=runner.workers)
+    client, experiment_id, uri = runs.open_experiment(store_root(paths.root), experiment, stage)
+    trials_id = runs.detail_experiment(client, experiment, runs.TRIALS_SUFFIX, uri)
+    dataset = runs.sonar_dataset(sonar)
     log.info(
         "%s: %d trials x %d splits in %d shard(s), %s; store %s",
-        stage, len(study.trials), len(prepared.splits), len(shards), runner.where, uri,
+        stage, len(study.trials), len(prepared.splits), len(planned), runner.where, uri,
     )  # fmt: skip
-    progress = Progress(stage, len(shards), every=0)  # a line per shard: there are few
+    progress = Progress(stage, len(planned), every=0)  # a line per shard: there are few
 
-    def done(result: grid.ShardResult) -> None:
-        shard = shards[result.shard]
+    def done(result: shards.ShardResult) -> None:
+        shard = planned[result.shard]
         size = f"{len(shard.trials)} trials, {len(shard.members)} models, {result.seconds:.0f} s"
-        progress.advance(1, f"shard {shard.index + 1} of {len(shards)} done ({size})")
+        progress.advance(1, f"shard {shard.index + 1} of {len(planned)} done ({size})")
 
-    with tracking.stage_run(client, experiment_id, stage, stage, paths.root) as parent:
-        tracking.log_training_input(dataset)
-        results = runner.run(shards, done)
-        trials, splits = grid.tables(study, grid.trial_folds(shards, results, prepared))
+    with runs.stage_run(client, experiment_id, stage, stage, paths.root) as parent:
+        runs.log_training_input(dataset)
+        results = runner.run(planned, done)
+        trials, splits = shards.tables(study, shards.trial_folds(planned, results, prepared))
         axes = study.axis_names
-        metrics = result_files.grid_metrics(grid.best_trial(trials), axes, len(trials))
-        figure = plots.grid(trials, axes, f"{stage}: {len(prepared.splits)} splits per trial")
-        result_files.write_grid(outputs, axes, trials, splits, metrics, figure)
-        tracking.log_grid_result(
+        metrics = tables.grid_metrics(shards.best_trial(trials), axes, len(trials))
+        figure = grid_trials(trials, axes, f"{stage}: {len(prepared.splits)} splits per trial")
+        write_grid_outputs(outputs, axes, trials, splits, metrics, figure)
+        runs.log_grid_result(
             client, parent.info.run_id, trials_id, dataset, study, cv, trials, metrics, outputs
         )
     best = metrics["best"]
@@ -77,6 +90,16 @@ def grid_stage(name: str) -> None:
         + ", ".join(f"{a}={best[a]}" for a in axes)
         + f": log loss {best['log_loss_mean']:.3f}, accuracy {100 * best['accuracy_mean']:.2f}%"
     )
+
+
+def write_grid_outputs(
+    out: GridPaths, axes: list[str], trials, splits, metrics: dict, figure
+) -> None:
+    """Every output of ``grid@<name>``, each written atomically."""
+    tables.trials_format(axes).write(out.trials, trials)
+    tables.GRID_SPLITS.write(out.splits, splits)
+    files.write_json(out.metrics, metrics)
+    save_figure(figure, out.figure)
 
 
 def main(argv: list[str] | None = None) -> int:

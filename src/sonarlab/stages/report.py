@@ -23,51 +23,57 @@ the variant with the lowest mean held-out log loss (``comparison.champion``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import mlflow
 
-from sonarlab import comparison, files, report_page, result_files, tracking
-from sonarlab.config import (
-    ConfigError,
-    flatten,
-    grid_names,
-    load_grid,
-    load_section,
-    load_variant,
-    read_params,
-    variant_names,
-)
-from sonarlab.data import DataError
-from sonarlab.paths import Paths, store_root, workspace_paths
-from sonarlab.stages._cli import main_without_arguments
+from sonarlab.cli.command import main_without_arguments
+from sonarlab.core import files
+from sonarlab.core.errors import DataError
+from sonarlab.core.params import ConfigError, flatten, load_section, read_params
+from sonarlab.core.paths import Paths, store_root, workspace_paths
+from sonarlab.design.grids import grid_names, load_grid
+from sonarlab.design.variants import load_variant, variant_names
+from sonarlab.report import comparison, page
+from sonarlab.results import tables
+from sonarlab.tracking import runs
 
 log = logging.getLogger(__name__)
 
 
-def build_report() -> None:
-    paths: Paths = workspace_paths()
-    params = read_params(paths.params)
-    names = variant_names(params)
+def report_settings(params: Mapping[str, Any]) -> tuple:
+    """What ``report`` reads of params, validated before any results are read: every
+    variant (by name, in params order), the baseline, the experiment's name, and every
+    grid study."""
+    variants = {v: load_variant(params, v) for v in variant_names(params)}
     baseline = load_section(params, "report").baseline
     experiment = load_section(params, "mlflow").experiment
-    if baseline not in names:
+    if baseline not in variants:
         raise ConfigError(
-            f"report.baseline: got {baseline!r}; allowed: a variant ({', '.join(names)})"
+            f"report.baseline: got {baseline!r}; allowed: a variant ({', '.join(variants)})"
         )
-    # what the published numbers are compared with (validated before any reading)
-    settings = {v: flatten(load_variant(params, v)) for v in names if v in comparison.PUBLISHED}
+    studies = [load_grid(params, name) for name in grid_names(params)]
+    return variants, baseline, experiment, studies
+
+
+def build_report() -> None:
+    paths: Paths = workspace_paths()
+    loaded, baseline, experiment, studies = report_settings(read_params(paths.params))
+    names = list(loaded)
+    # what the published numbers are compared with
+    settings = {v: flatten(c) for v, c in loaded.items() if v in comparison.PUBLISHED}
     variants = {v: paths.variant(v) for v in names}
-    tables = {v: result_files.FOLDS.read(p.folds) for v, p in variants.items()}
-    seconds = {v: result_files.read_metrics(p.metrics)["seconds"] for v, p in variants.items()}
-    curves = {v: result_files.CURVES.read(p.curves) for v, p in variants.items()}
+    folds = {v: tables.FOLDS.read(p.folds) for v, p in variants.items()}
+    curves = {v: tables.CURVES.read(p.curves) for v, p in variants.items()}
     grids = []
-    for name in grid_names(params):
-        study = load_grid(params, name)
-        trials = result_files.trials_format(study.axis_names).read(paths.grid(name).trials)
+    for study in studies:
+        name = study.name
+        trials = tables.trials_format(study.axis_names).read(paths.grid(name).trials)
         sentence = comparison.grid_sentence(name, study.variant, study.axis_names, trials)
         grids.append((name, sentence, paths.grid(name).figure))
     try:
-        rows = comparison.compare(tables, seconds, baseline)
+        rows = comparison.compare(folds, baseline)
     except ValueError as exc:  # results that cannot be paired: one line, exit 1
         raise DataError(str(exc)) from None
     folds_per_repeat = rows[0].summary.n_splits // rows[0].summary.repeats
@@ -77,29 +83,27 @@ def build_report() -> None:
     except ValueError as exc:
         raise DataError(str(exc)) from None
 
-    written = ("index.html", "summary.md", "fold_accuracy.csv", *report_page.FIGURES)
+    written = ("index.html", "summary.md", "fold_accuracy.csv", *page.FIGURES)
     files.check_outputs([paths.reports / name for name in written])
-    client, experiment_id, _ = tracking.open_experiment(
-        store_root(paths.root), experiment, "report"
-    )
-    with tracking.stage_run(client, experiment_id, "report", "report", paths.root):
-        figures = report_page.write_figures(paths.reports, rows, tables, curves, baseline)
+    client, experiment_id, _ = runs.open_experiment(store_root(paths.root), experiment, "report")
+    with runs.stage_run(client, experiment_id, "report", "report", paths.root):
+        figures = page.write_figures(paths.reports, rows, folds, curves, baseline)
         learning = {v: p.learning_curves for v, p in variants.items()}
         files.write_text(
             paths.reports / "summary.md",
-            report_page.markdown_page(rows, baseline, names, unlike, [g[:2] for g in grids]),
+            page.markdown_page(rows, baseline, names, unlike, [g[:2] for g in grids]),
         )
         files.write_text(
             paths.reports / "index.html",
-            report_page.html_page(rows, baseline, figures, learning, unlike, grids),
+            page.html_page(rows, baseline, figures, learning, unlike, grids),
         )
         mlflow.log_params({"baseline": baseline, "variants": ",".join(names)})
-        tracking.log_comparison(comparison.comparison_metrics(rows))
+        runs.log_comparison(comparison.comparison_metrics(rows))
         mlflow.set_tag("champion", champion)
-        tracking.log_outputs([paths.reports / name for name in written])
-        registered = tracking.registered_model_name(experiment)
+        runs.log_outputs([paths.reports / name for name in written])
+        registered = runs.registered_model_name(experiment)
         try:
-            version = tracking.set_champion(client, registered, champion)
+            version = runs.set_champion(client, registered, champion)
         except LookupError as exc:  # its cv stage logged elsewhere (outputs from DVC's cache)
             version = None
             log.warning("report: @champion not set: %s", exc)

@@ -9,20 +9,27 @@ Writes: ``data/prepared/folds.csv`` (row, repeat, fold) and
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
-from sonarlab import data
-from sonarlab.config import load_section, read_params
-from sonarlab.folds import prepare, write_prepared
-from sonarlab.paths import workspace_paths
-from sonarlab.stages._cli import main_without_arguments
+from sonarlab.cli.command import main_without_arguments
+from sonarlab.core.params import CVConfig, load_protocol, read_params
+from sonarlab.core.paths import workspace_paths
+from sonarlab.data import uci
+from sonarlab.data.folds import prepare, write_prepared
 
 log = logging.getLogger(__name__)
 
 
+def standardize_settings(params: Mapping[str, Any]) -> CVConfig:
+    """What ``standardize`` reads of params, validated: the splits' protocol."""
+    return load_protocol(params)
+
+
 def standardize() -> None:
     paths = workspace_paths()
-    cv = load_section(read_params(paths.params), "cv")
-    sonar = data.read_local(paths.raw_data)
+    cv = standardize_settings(read_params(paths.params))
+    sonar = uci.read_local(paths.raw_data)
     prepared = prepare(sonar.X, sonar.y, cv)
     write_prepared(prepared, paths.folds, paths.scalers)
     log.info(

@@ -1,0 +1,2 @@
+"""The report: every variant compared with the baseline (``comparison``), as a page
+(``page``) with its figures (``figures``)."""

@@ -1,0 +1,193 @@
+"""The report's page, in Markdown and in self-contained HTML, and its figures.
+
+One list of sections (``sections``: headings with a table or sentences) is rendered
+twice: as Markdown by pandas (``DataFrame.to_markdown``) and as HTML by a Jinja2
+template with autoescaping, the figures inlined as data: URIs so the page opens
+offline.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup
+
+from sonarlab.report import comparison
+from sonarlab.report.comparison import VariantStats
+from sonarlab.report.figures import differences, fold_accuracies, overfitting
+from sonarlab.results.figures import save_figure
+from sonarlab.results.tables import FOLD_ACCURACY, fold_accuracy
+
+TITLE = "Dropout on the Sonar data: repeated cross-validation, paired against the baseline"
+FIGURES = {  # file -> caption
+    "fold_accuracy.png": "Held-out accuracy of every split (box: quartiles and median; "
+    "triangle: mean; whiskers: 1.5 IQR).",
+    "differences.png": "Each variant minus the baseline, paired split by split, with the "
+    "corrected 95% interval. An interval that crosses zero is no evidence of a difference.",
+    "overfitting.png": "Loss per epoch on the training rows (training mode, dropout on) and "
+    "on the held-out fold: mean over splits ± one std. The distance between the two "
+    "curves is the overfitting that one accuracy number hides.",
+}
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; white-space: nowrap; }
+th { background: #f3f3f3; white-space: normal; } div.table { overflow-x: auto; }
+td:first-child, th:first-child { text-align: left; }
+figure { margin: 1.5em 0; } img { max-width: 100%; } figcaption { color: #555; }
+"""
+HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
+    """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>{{ css }}</style></head>
+<body>
+<h1>{{ title }}</h1>
+<p>{{ protocol }}</p>
+{% for heading, content in sections %}<h2>{{ heading }}</h2>
+{% if content is string %}{{ content }}{% else %}<ul>{% for s in content %}<li>{{ s }}</li>{% endfor %}</ul>{% endif %}
+{% endfor %}{% if grids %}<h2>Grid studies</h2>
+{% for sentence, src, name in grids %}<p>{{ sentence }}</p><figure><img alt="{{ name }}" src="{{ src }}"></figure>
+{% endfor %}{% endif %}<h2>Figures</h2>
+{% for src, caption in figures %}<figure><img alt="{{ caption }}" src="{{ src }}"><figcaption>{{ caption }}</figcaption></figure>
+{% endfor %}<h2>Learning curves per variant</h2>
+{% for src, name in curves %}<figure><img alt="{{ name }}" src="{{ src }}"></figure>
+{% endfor %}</body></html>
+"""  # noqa: E501
+)
+
+
+def protocol_sentence(rows: Sequence[VariantStats]) -> str:
+    n, repeats = rows[0].summary.n_splits, rows[0].summary.repeats
+    return (
+        f"Every variant was trained and scored on the same {n} splits "
+        f"({repeats} repeats of stratified {n // repeats}-fold CV), so each "
+        "comparison is paired split by split. Accuracy is the mean (population std) over "
+        "the held-out folds, the tutorial's format. Intervals are 95% corrected resampled "
+        "t intervals (Nadeau & Bengio, 2003): the variance of a mean over k CV folds is "
+        "taken as (1/k + n_test/n_train)·s², not s²/k, because the training sets overlap. "
+        "p is the two-sided p-value of the corrected resampled t-test of the paired "
+        "differences; in brackets, Holm-adjusted for testing every variant against the "
+        'baseline at once. "train − held-out" is the final accuracy on the fold\'s training rows '
+        "minus its held-out accuracy, both in inference mode."
+    )
+
+
+def sections(
+    rows: Sequence[VariantStats], baseline: str, unlike: Mapping[str, list[str]]
+) -> list[tuple[str, pd.DataFrame | list[str]]]:
+    """The report's text, in order: (heading, a table) or (heading, sentences)."""
+    return [
+        ("Variants", comparison.variants_table(rows, baseline)),
+        (f"Paired against {baseline}", comparison.paired_table(rows, baseline)),
+        ("The tutorial's published numbers", comparison.tutorial_table(rows, unlike)),
+        ("Findings", comparison.findings(rows, baseline, unlike)),
+        ("Model to serve", comparison.champion_sentences(rows)),
+    ]
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    # the cells are display text: tabulate must not re-format the ones that look numeric
+    return table.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def html_table(table: pd.DataFrame) -> str:
+    return f'<div class="table">{table.to_html(index=False, border=0, escape=True)}</div>'
+
+
+def markdown_page(
+    rows: Sequence[VariantStats],
+    baseline: str,
+    names: list[str],
+    unlike,
+    grids: Sequence[tuple[str, str]] = (),
+) -> str:
+    """``grids``: (name, sentence) of each grid study, its figure in results/grid/."""
+    parts = [f"# {TITLE}\n", protocol_sentence(rows) + "\n"]
+    for heading, content in sections(rows, baseline, unlike):
+        parts.append(f"## {heading}\n")
+        if isinstance(content, pd.DataFrame):
+            parts.append(markdown_table(content))
+        else:
+            parts.append("\n".join(f"- {s}" for s in content) + "\n")
+    if grids:
+        parts.append("## Grid studies\n")
+        parts += [f"{sentence}\n\n![{name}](../results/grid/{name}/grid.png)\n"
+                  for name, sentence in grids]  # fmt: skip
+    parts.append("## Figures\n")
+    parts += [f"![{name}]({name})\n\n*{caption}*\n" for name, caption in FIGURES.items()]
+    parts.append("## Learning curves per variant\n")
+    parts += [f"![{n}](../results/{n}/learning_curves.png)\n" for n in names]
+    return "\n".join(parts)
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def html_page(
+    rows: Sequence[VariantStats],
+    baseline: str,
+    figures: Mapping[str, Path],
+    curves: Mapping[str, Path],
+    unlike,
+    grids: Sequence[tuple[str, str, Path]] = (),
+) -> str:
+    """The report as one HTML file: styles inline, figures as data: URIs. ``grids``:
+    (name, sentence, figure) of each grid study."""
+    return HTML.render(
+        title=TITLE,
+        css=CSS,
+        protocol=protocol_sentence(rows),
+        sections=[
+            # pandas has escaped the table's cells: the template inserts it as it is
+            (heading, Markup(html_table(c)) if isinstance(c, pd.DataFrame) else c)
+            for heading, c in sections(rows, baseline, unlike)
+        ],
+        figures=[(_data_uri(figures[name]), caption) for name, caption in FIGURES.items()],
+        curves=[(_data_uri(path), name) for name, path in curves.items()],
+        grids=[(sentence, _data_uri(path), name) for name, sentence, path in grids],
+    )
+
+
+def write_figures(
+    reports: Path,
+    rows: Sequence[VariantStats],
+    tables: Mapping[str, pd.DataFrame],
+    curves: Mapping[str, pd.DataFrame],
+    baseline: str,
+) -> dict[str, Path]:
+    """``fold_accuracy.csv`` and the figures of ``FIGURES``, written into ``reports``."""
+    names = [r.name for r in rows]
+    n = rows[0].summary.n_splits
+    out = {name: reports / name for name in FIGURES}
+    FOLD_ACCURACY.write(reports / "fold_accuracy.csv", fold_accuracy({v: tables[v] for v in names}))
+    save_figure(
+        fold_accuracies(
+            {v: tables[v]["accuracy"].tolist() for v in names},
+            f"Held-out accuracy per split ({n} splits per variant)",
+        ),
+        out["fold_accuracy.png"],
+    )
+    others = [r for r in rows if r.versus is not None]
+    save_figure(
+        differences(
+            [r.name for r in others],
+            [r.versus.mean for r in others],
+            [r.versus.low for r in others],
+            [r.versus.high for r in others],
+            f"Accuracy minus {baseline}, paired over {n} splits (95% corrected CI)",
+        ),
+        out["differences.png"],
+    )
+    save_figure(
+        overfitting(
+            {v: curves[v] for v in names}, f"Train vs held-out loss, mean ± std over {n} splits"
+        ),
+        out["overfitting.png"],
+    )
+    return out
