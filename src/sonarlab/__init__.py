@@ -23,8 +23,18 @@ import os
 # either; an explicit value in the environment wins.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# XLA compiles the fused engine for the CPU it runs on: AVX-512 code here, AVX2 code on
+# a machine without it, and the last bits of a result could differ between the two.
+# Capped at AVX2, every machine with AVX2 or more runs the same code (measured here: the
+# same weights, bit for bit, as the uncapped default, and no slower; README,
+# "Determinism"). A --xla_cpu_max_isa of your own in XLA_FLAGS wins.
+XLA_ISA = "AVX2"
+if "--xla_cpu_max_isa" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_max_isa={XLA_ISA}".strip()
+    )
 
-from sonarlab.cli import interrupts
+from sonarlab.cli import interrupts  # noqa: E402
 
 # Run as `python -m sonarlab...`: from this first import on, Ctrl-C or SIGTERM ends the
 # command with one line (nothing exists yet to clean up), never an import's traceback.

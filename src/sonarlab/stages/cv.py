@@ -35,8 +35,8 @@ from sonarlab.results.figures import save_figure
 from sonarlab.results.summary import summarize_folds
 from sonarlab.tracking import runs
 from sonarlab.training.figures import learning_curves
-from sonarlab.training.model import save_model
 from sonarlab.training.outcomes import mean_curves, per_split
+from sonarlab.training.saving import save_model
 
 log = logging.getLogger(__name__)
 

@@ -257,6 +257,8 @@ def run_tags(stage: str, workspace: Path, env: Mapping[str, str] | None = None) 
     found by the next stage that opens the store)."""
     env = os.environ if env is None else env
     tags = {"dvc.stage": env.get("DVC_STAGE") or stage, **stores.liveness_tags()}
+    # what XLA compiled for (sonarlab/__init__ caps the instruction set): it decides bits
+    tags["sonarlab.xla_flags"] = env.get("XLA_FLAGS", "")
     commit = git_commit(workspace)
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -485,7 +487,7 @@ def log_grid_result(
             run_name=f"{grid.name} #{trial.index}",
             tags={
                 "mlflow.parentRunId": parent,
-                "sonarlab.grid.shards": grid.name,
+                "sonarlab.grid": grid.name,
                 **stores.liveness_tags(),
             },
         )

@@ -27,14 +27,6 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def save_model(model: keras.Model, target) -> None:
-    """Write ``model`` to ``target`` (a ``.keras`` file), atomically."""
-    from sonarlab.core import files
-
-    with files.atomic_path(target) as tmp:
-        model.save(tmp)
-
-
 def predict_proba(model: keras.Model, X: np.ndarray) -> np.ndarray:
     """P(mine) per row, inference mode (dropout off). A direct call: no retracing per shape."""
     return keras.ops.convert_to_numpy(model(X, training=False)).ravel()
@@ -144,7 +136,11 @@ def build_model(variant: VariantConfig, scaler: Scaler, n_train: int, seed: int)
     updates = steps_per_epoch(n_train, variant.batch_size)
     lr = make_learning_rate(variant.optimizer, variant.schedule, variant.epochs, updates)
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=variant.optimizer.momentum),
+        # named: Keras counts unnamed optimizers per process (sgd, sgd_1, ...), and the
+        # name is saved in model.keras
+        optimizer=keras.optimizers.SGD(
+            learning_rate=lr, momentum=variant.optimizer.momentum, name="sgd"
+        ),
         loss="binary_crossentropy",
         metrics=["accuracy"],
         # One host call per epoch instead of per batch: same arithmetic, less overhead.
