@@ -40,7 +40,7 @@ def import_engine(engine: Engine) -> None:
     where the stage handles it."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; one of {ENGINES}")  # validated in config
-    importlib.import_module(f"sonarlab.engines.{engine}")
+    importlib.import_module(f"{__name__}.{engine}")
 
 
 def cross_validate(
