@@ -27,7 +27,6 @@ version per ``cv@<variant>`` run, with the alias ``@<variant>``; the report stag
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import logging
 import os
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+import filelock
 import mlflow
 import numpy as np
 import pandas as pd
@@ -124,33 +124,30 @@ def store_lock(tracking_uri: str, timeout: float | None = None) -> Iterator[None
         return
     timeout = stores.store_timeout() if timeout is None else timeout
     lock_path = Path(f"{path}.lock")
+    # an flock on the file, as before and as other stages (and `fuser`) see it: never a
+    # "soft" lock (a file whose existence is the lock would outlive a kill -9), and the
+    # file is kept on release, so a lock never changes hands by a file being replaced
+    lock = filelock.FileLock(
+        lock_path, timeout=timeout, fallback_to_soft=False, preserve_lock_file=True
+    )
     try:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(lock_path, "a")  # noqa: SIM115 (closed below, after the unlock)
+        lock.acquire()
+    except filelock.Timeout:
+        raise stores.StoreError(
+            f"MLflow store {tracking_uri} is locked: another process has held "
+            f"its lock {lock_path} for over {timeout:g} s (see `fuser {lock_path}`); "
+            f"end it or wait, then run the stage again ({stores.TIMEOUT_ENV} sets the wait)"
+        ) from None
     except OSError as exc:
         raise stores.StoreError(
             f"MLflow store {tracking_uri}: cannot open its lock file {lock_path} "
             f"({exc.strerror or exc}); make {lock_path.parent} writable"
         ) from None
-    with fh:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise stores.StoreError(
-                        f"MLflow store {tracking_uri} is locked: another process has held "
-                        f"its lock {lock_path} for over {timeout:g} s (see `fuser {lock_path}`); "
-                        f"end it or wait, then run the stage again ({stores.TIMEOUT_ENV} sets "
-                        "the wait)"
-                    ) from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
