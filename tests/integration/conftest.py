@@ -15,10 +15,26 @@ import yaml
 from tests.conftest import ROOT, SHARED_SONAR
 
 BIN = Path(sys.executable).parent
-COPY_IGNORE = shutil.ignore_patterns(
+
+
+def outputs_ignored(*patterns: str, everywhere: tuple[str, ...] = ()):
+    """An ignore for ``shutil.copytree``: names matching ``patterns`` (a project's outputs,
+    stores and caches) are left out except inside a Python package, whose subpackages may
+    share their names (``sonarlab.data``, ``sonarlab.results``); names matching
+    ``everywhere`` are left out in every folder."""
+    outputs, anywhere = shutil.ignore_patterns(*patterns), shutil.ignore_patterns(*everywhere)
+
+    def ignored(folder: str, names: list[str]) -> set[str]:
+        package = (Path(folder) / "__init__.py").is_file()
+        return anywhere(folder, names) | (set() if package else outputs(folder, names))
+
+    return ignored
+
+
+COPY_IGNORE = outputs_ignored(
     ".venv", ".git", "mlflow.db*", "mlartifacts", "mlruns", "results", "reports", "data",
-    "dvc.lock", "cache", "tmp", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache",
-    "dvc_plots",
+    "dvc.lock", "cache", "tmp", "dvc_plots",
+    everywhere=("__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache"),
 )  # fmt: skip
 TINY = {"folds": 3, "repeats": 2, "epochs": 2}
 TINY_SPLITS = TINY["folds"] * TINY["repeats"]

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from sonarlab.tracking import stores
 from tests.conftest import lock_held, loopback_server
-from tests.integration.conftest import BIN, Project
+from tests.integration.conftest import BIN, Project, outputs_ignored
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def prepared(project, tmp_path_factory) -> Project:
     root = tmp_path_factory.mktemp("stores") / "repo"
     # (other tests may have run the session's project: leave its results and store)
     outputs = ("mlflow.db*", "mlartifacts", "results", "reports", "data", ".git")
-    shutil.copytree(project.root, root, ignore=shutil.ignore_patterns(*outputs))
+    shutil.copytree(project.root, root, ignore=outputs_ignored(*outputs))
     p = Project(root, project.env)
     for stage in ("fetch", "standardize"):
         p.run(str(BIN / "python"), "-m", f"sonarlab.stages.{stage}")
