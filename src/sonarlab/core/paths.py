@@ -40,6 +40,9 @@ def store_root(workspace: Path, env: os._Environ[str] | dict[str, str] | None = 
     return root
 
 
+SCRATCH = "scratch"  # runs with overrides write here (git- and DVC-ignored), never results/
+
+
 @dataclass(frozen=True)
 class Paths:
     root: Path
@@ -67,6 +70,12 @@ class Paths:
         """The outputs of ``cv@<variant>`` (as ``dvc.yaml`` lists them)."""
         return VariantPaths(self.results(variant))
 
+    def scratch_variant(self, variant: str) -> VariantPaths:
+        """Where a ``cv`` run with overrides (``--set``, ``--epochs``, ``--folds``) writes
+        the files ``cv@<variant>`` writes: ``scratch/cv/<variant>/``, which git and DVC
+        ignore, so such a run never changes an output DVC owns."""
+        return VariantPaths(self.root / SCRATCH / "cv" / variant)
+
     def grid(self, name: str) -> GridPaths:
         """The outputs of ``grid@<name>`` (as ``dvc.yaml`` lists them)."""
         return GridPaths(self.root / "results" / "grid" / name)
@@ -78,7 +87,7 @@ class Paths:
 
 @dataclass(frozen=True)
 class VariantPaths:
-    root: Path  # results/<variant>
+    root: Path  # results/<variant> (or scratch/cv/<variant>)
 
     @property
     def metrics(self) -> Path:

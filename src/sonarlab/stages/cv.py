@@ -11,7 +11,10 @@ per fold in the experiment ``<experiment>-folds`` (``tracking``).
 
 Run outside DVC, ``--set KEY=VALUE`` (and ``--epochs``/``--folds``) override
 params.yaml for this run only; the folds are then made in memory if the CV
-settings differ from what ``standardize`` wrote.
+settings differ from what ``standardize`` wrote. Such a run changes nothing DVC
+owns and nothing in the registry: it writes the same files to ``scratch/cv/<variant>/``
+(git- and DVC-ignored) and logs an MLflow run named ``<variant> (override)``, tagged
+``sonarlab.overrides``, whose model is not registered (no alias moves).
 """
 
 from __future__ import annotations
@@ -58,7 +61,13 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
     variant, cv, experiment, settings = cv_settings(params, variant_name)
     sonar = uci.read_local(paths.raw_data)
     prepared = prepared_for(cv, sonar, paths.folds, paths.scalers)
-    outputs = paths.variant(variant_name)
+    outputs = paths.scratch_variant(variant_name) if overrides else paths.variant(variant_name)
+    if overrides:
+        log.info(
+            "%s: overrides (%s): results go to %s/ and MLflow only; "
+            "no registered model or alias changes",
+            stage, ", ".join(overrides), outputs.root.relative_to(paths.root).as_posix(),
+        )  # fmt: skip
     files.check_outputs(outputs.outputs)  # a blocked output is found now, not after training
     # TensorFlow loads here, once the parameters and inputs are known to be good, and
     # before the MLflow run starts.
@@ -74,7 +83,9 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
         stage, len(prepared.scalers), variant.epochs, cv.engine, uri,
     )  # fmt: skip
     t0 = time.perf_counter()
-    with runs.stage_run(client, experiment_id, variant_name, stage, paths.root) as parent:
+    with runs.stage_run(
+        client, experiment_id, variant_name, stage, paths.root, overrides
+    ) as parent:
         runs.log_cv_config(variant_name, variant, cv)
         runs.log_training_input(runs.sonar_dataset(sonar))
         result = engines.cross_validate(
@@ -91,6 +102,7 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
         runs.log_cv_result(
             client, parent.info.run_id, settings, {**metrics, "seconds": time.perf_counter() - t0},
             curves, result.final.model, runs.registered_model_name(experiment), variant_name,
+            register=not overrides,
         )  # fmt: skip
         write_variant_outputs(
             outputs, f"{variant_name}: mean ± std over {len(table)} folds",

@@ -21,7 +21,8 @@ holds every variant's parent run and its chart view compares only them:
 
 The registered model is named after the experiment (``registered_model_name``): one
 version per ``cv@<variant>`` run, with the alias ``@<variant>``; the report stage sets
-``@champion``.
+``@champion``. A cv run with overrides of params.yaml registers nothing and is tagged
+``OVERRIDES_TAG`` (``stage_run``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ DATASET_SOURCE = "data/raw/sonar.csv"  # the pipeline's copy, relative to the pr
 # fingerprint's first 36 hex digits, and the input's tag FINGERPRINT_TAG has all 64.
 DATASET_DIGEST = FINGERPRINT[:36]
 FINGERPRINT_TAG = "sonarlab.fingerprint"
+# A run with overrides of params.yaml (``cv --set``/``--epochs``/``--folds``): tagged with
+# them, named ``<variant> (override)``, its model logged but never registered
+OVERRIDES_TAG = "sonarlab.overrides"
+OVERRIDE_SUFFIX = "(override)"
 
 
 def default_tracking_uri(store_root: Path) -> str:
@@ -215,8 +220,11 @@ class Launch:
     resume: str | None = None  # log into this run (an entry point ran the stage itself)
     parent: str | None = None  # hang a new run under this one (DVC ran it for `-e main`)
 
-    def start_args(self, client: MlflowClient, experiment_id: str, name: str) -> dict:
-        """Arguments for ``mlflow.start_run`` (beside tags)."""
+    def start_args(
+        self, client: MlflowClient, experiment_id: str, name: str, rename: bool = False
+    ) -> dict:
+        """Arguments for ``mlflow.start_run`` (beside tags). A launched run keeps the
+        name ``mlflow run`` gave it unless ``rename``."""
         launched = self.resume or self.parent
         if launched:  # the run `mlflow run` made decides the experiment
             try:
@@ -230,7 +238,7 @@ class Launch:
         return {
             "run_id": self.resume,
             "experiment_id": experiment_id,
-            "run_name": None if self.resume else name,
+            "run_name": name if rename or not self.resume else None,
         }
 
     def tags(self) -> dict[str, str]:
@@ -286,16 +294,28 @@ def model_requirements() -> list[str]:
 
 @contextlib.contextmanager
 def stage_run(
-    client: MlflowClient, experiment_id: str, name: str, stage: str, workspace: Path
+    client: MlflowClient,
+    experiment_id: str,
+    name: str,
+    stage: str,
+    workspace: Path,
+    overrides: Sequence[str] = (),
 ) -> Iterator[mlflow.ActiveRun]:
     """A stage's top-level run: a new run named ``name``, or the run ``mlflow run`` made
     (see ``take_launch``); tagged with the stage, the commit and the DVC experiment; ended
-    KILLED by an interrupt and tagged with the error on a failure."""
+    KILLED by an interrupt and tagged with the error on a failure.
+
+    A run with ``overrides`` (of params.yaml, for this run only) is tagged
+    ``OVERRIDES_TAG`` with them and named ``<name> (override)``, a launched run too: it
+    is not the stage's run, and what looks for a stage's newest run by name skips it."""
     launch = take_launch()
+    tags = {**run_tags(stage, workspace), **launch.tags()}
+    if overrides:
+        name = f"{name} {OVERRIDE_SUFFIX}"
+        tags[OVERRIDES_TAG] = ", ".join(overrides)
     with (
         mlflow.start_run(
-            **launch.start_args(client, experiment_id, name),
-            tags={**run_tags(stage, workspace), **launch.tags()},
+            **launch.start_args(client, experiment_id, name, rename=bool(overrides)), tags=tags
         ) as run,
         closing_run_on_failure(),
     ):
@@ -406,12 +426,16 @@ def log_cv_result(
     model,
     registered: str,
     variant: str,
+    register: bool = True,
 ) -> None:
     """What the active run of a ``cv@<variant>`` stage keeps of its result, logged as soon
     as training is done (before any output file is written, so that a failed write loses
     none of it): the summary as metrics, the mean curves as per-epoch series, the
     ``params.yaml`` sections it read, and the final model, as a new version of the
-    registered model ``registered`` that the alias ``@<variant>`` then names."""
+    registered model ``registered`` that the alias ``@<variant>`` then names.
+
+    Without ``register`` (a run with overrides) the model is an artifact of the run only:
+    no version of ``registered`` is made and no alias moves."""
     mlflow.log_metrics(dict(metrics))
     series = {f"epoch_{k}": curves[k].tolist() for k in curves.columns if k.endswith("_mean")}
     log_series(client, run_id, series, int(time.time() * 1000))
@@ -426,8 +450,11 @@ def log_cv_result(
             # Pinned from this environment: MLflow's own inference re-imports the
             # model in a subprocess, which costs more than the rest of a short stage.
             pip_requirements=model_requirements(),
-            registered_model_name=registered,
+            registered_model_name=registered if register else None,
         )
+    if not register:
+        log.info("%s: final model logged with run %s, not registered", variant, run_id)
+        return
     version = info.registered_model_version
     client.set_model_version_tag(registered, version, "variant", variant)
     client.set_registered_model_alias(registered, variant, version)
