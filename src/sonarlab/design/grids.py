@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sonarlab.core.params import IDENTIFIER, ConfigError, build_config, flatten, plain, reject
+from sonarlab.core.params import (
+    IDENTIFIER,
+    ConfigError,
+    CVConfig,
+    build_config,
+    flatten,
+    plain,
+    reject,
+)
+from sonarlab.design import sizes
 from sonarlab.design.variants import VariantConfig, load_variant, variant_names
 
 REPLICATE_AXIS = "seed"  # an axis of training seeds (0: the pipeline's own), not a field
@@ -70,10 +79,12 @@ def _numeric(tp: Any) -> bool:
     return tp in (int, float) or (len(args) == 1 and args[0] in (int, float))
 
 
-def load_grid(params: Mapping[str, Any], name: str) -> GridConfig:
+def load_grid(params: Mapping[str, Any], name: str, protocol: CVConfig | None = None) -> GridConfig:
     """Validate ``grids.<name>`` and build every trial's variant: an unknown or
     non-numeric axis, an axis the variant's kind does not read, an empty or duplicated
-    value list, or a value the variant does not allow is a ``ConfigError`` naming it."""
+    value list, or a value the variant does not allow is a ``ConfigError`` naming it.
+    With the splits' ``protocol`` (the grid stage's), a grid whose work or memory is over
+    ``design.sizes``' limits is one too, before any trial is built."""
     import itertools
 
     names = grid_names(params)
@@ -115,6 +126,8 @@ def load_grid(params: Mapping[str, Any], name: str) -> GridConfig:
         elif not _numeric(_field_type(axis)):
             reject(where, values, f"not a numeric field; allowed: {', '.join(_axes_of(base))}")
         checked.append((axis, tuple(values)))
+    if protocol is not None:
+        sizes.check_grid(key, base_name, base, checked, protocol.folds, protocol.repeats)
     raw = params["variants"][base_name]
     trials = []
     for index, combination in enumerate(itertools.product(*(v for _, v in checked))):

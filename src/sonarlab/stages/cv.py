@@ -28,10 +28,12 @@ from typing import Any
 from sonarlab.cli.command import CliParser, run_named
 from sonarlab.cli.progress import Progress
 from sonarlab.core import files
+from sonarlab.core.errors import StageError
 from sonarlab.core.params import apply_overrides, load_section, read_params
 from sonarlab.core.paths import VariantPaths, store_root, workspace_paths
 from sonarlab.data import uci
 from sonarlab.data.folds import prepared_for
+from sonarlab.design import sizes
 from sonarlab.design.variants import load_variant
 from sonarlab.results import tables
 from sonarlab.results.figures import save_figure
@@ -49,6 +51,8 @@ def cv_settings(params: Mapping[str, Any], variant_name: str) -> tuple:
     the experiment's name, and the raw sections MLflow keeps with the run."""
     variant = load_variant(params, variant_name)
     cv = load_section(params, "cv")
+    # too big to fit or to finish: refused now, before any data, TensorFlow or MLflow run
+    sizes.check_cv(variant_name, variant, cv.folds, cv.repeats, cv.engine)
     experiment = load_section(params, "mlflow").experiment
     logged = {"variant": dict(params["variants"][variant_name]), "cv": dict(params["cv"])}
     return variant, cv, experiment, logged
@@ -88,10 +92,20 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
     ) as parent:
         runs.log_cv_config(variant_name, variant, cv)
         runs.log_training_input(runs.sonar_dataset(sonar))
-        result = engines.cross_validate(
-            cv.engine, variant, sonar, prepared, progress,
-            on_fold=lambda fold: runs.log_fold(client, folds_id, variant_name, fold),
-        )  # fmt: skip
+        try:
+            result = engines.cross_validate(
+                cv.engine, variant, sonar, prepared, progress,
+                on_fold=lambda fold: runs.log_fold(client, folds_id, variant_name, fold),
+            )  # fmt: skip
+        except Exception as exc:
+            if not sizes.ran_out_of_memory(exc):
+                raise
+            key = f"variants.{variant_name}"
+            raise StageError(
+                f"out of memory training {len(prepared.scalers) + 1} models of {key} "
+                f"({type(exc).__name__}); make {key}.model's layers smaller or its "
+                "batch_size smaller"
+            ) from exc
         table = per_split(result.folds)
         metrics = {
             **summarize_folds(table).metrics(),

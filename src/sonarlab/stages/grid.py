@@ -26,10 +26,12 @@ from typing import Any
 from sonarlab.cli.command import CliParser, run_named
 from sonarlab.cli.progress import Progress
 from sonarlab.core import files
+from sonarlab.core.errors import StageError
 from sonarlab.core.params import load_protocol, load_section, read_params
 from sonarlab.core.paths import GridPaths, store_root, workspace_paths
 from sonarlab.data import uci
 from sonarlab.data.folds import prepared_for
+from sonarlab.design import sizes
 from sonarlab.design.grids import load_grid
 from sonarlab.grid import cluster, shards
 from sonarlab.grid.figures import grid_trials
@@ -44,7 +46,10 @@ log = logging.getLogger(__name__)
 def grid_settings(params: Mapping[str, Any], name: str) -> tuple:
     """What ``grid@<name>`` reads of params, validated: the grid (with its base
     variant), the splits' protocol and the experiment's name."""
-    return load_grid(params, name), load_protocol(params), load_section(params, "mlflow").experiment
+    protocol = load_protocol(params)
+    # a grid too big to fit or to finish is refused before its trials are even built
+    grid = load_grid(params, name, protocol)
+    return grid, protocol, load_section(params, "mlflow").experiment
 
 
 def grid_stage(name: str) -> None:
@@ -75,7 +80,15 @@ def grid_stage(name: str) -> None:
 
     with runs.stage_run(client, experiment_id, stage, stage, paths.root) as parent:
         runs.log_training_input(dataset)
-        results = runner.run(planned, done)
+        try:
+            results = runner.run(planned, done)
+        except StageError as exc:
+            if not sizes.ran_out_of_memory(exc):
+                raise
+            raise StageError(
+                f"out of memory training grids.{name} ({exc}); make "
+                f"variants.{study.variant}.model's layers smaller or its batch_size smaller"
+            ) from exc
         trials, splits = shards.tables(study, shards.trial_folds(planned, results, prepared))
         axes = study.axis_names
         metrics = tables.grid_metrics(shards.best_trial(trials), axes, len(trials))
