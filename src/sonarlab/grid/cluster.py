@@ -8,13 +8,20 @@ DVC parameter, and DVC's cache stays valid whichever ran a stage.
 
 Before sending anything, the driver checks that every worker runs the code and the
 libraries it runs itself (``code_fingerprint``): a worker with other code or another
-TensorFlow would silently change results, so it is refused, by name.
+TensorFlow would silently change results, so it is refused, by name. And before
+that, the address is probed (``probe_scheduler``): connecting and Dask's handshake
+within ``CONNECT_SECONDS`` in all, since distributed's own ``Client(timeout=...)`` waits
+for the handshake's answer without a limit (a server that accepts and says nothing
+hangs it for ever).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import socket
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -80,6 +87,50 @@ def code_fingerprint() -> dict[str, str | None]:
     }
 
 
+def probe_scheduler(address: str, seconds: float = CONNECT_SECONDS) -> None:
+    """Raise ``OSError`` unless ``address`` takes a connection and answers Dask's
+    handshake, both within ``seconds`` in all: one line that says which failed."""
+    from distributed.comm import connect, get_address_host_port
+    from distributed.security import Security
+
+    host, port = get_address_host_port(address)
+    end = time.monotonic() + seconds
+    try:  # a plain TCP connection first: is anything there?
+        socket.create_connection((host, port), timeout=seconds).close()
+    except TimeoutError:
+        raise OSError(
+            f"Dask scheduler {address} is not reachable (no answer to a connection within "
+            f"{seconds:g} s); start it, or unset DASK_SCHEDULER_ADDRESS to run the shards in "
+            "this process"
+        ) from None
+    except OSError as exc:
+        raise OSError(
+            f"Dask scheduler {address} is not reachable ({exc.strerror or exc}); start it, or "
+            "unset DASK_SCHEDULER_ADDRESS to run the shards in this process"
+        ) from None
+    left = max(end - time.monotonic(), 0.1)
+    args = Security().get_connection_args("client")  # as Client makes them
+
+    async def handshake() -> None:
+        comm = await connect(address, timeout=left, **args)
+        comm.abort()
+
+    problem = None
+    try:
+        asyncio.run(asyncio.wait_for(handshake(), left))
+    except TimeoutError:
+        problem = f"did not answer as a Dask scheduler within {seconds:g} s"
+    except OSError:  # distributed's "Timed out trying to connect": it closed each one
+        problem = "closed it without answering as a Dask scheduler"
+    except Exception as exc:  # its bytes are not Dask's protocol (a frame of 3 EiB...)
+        problem = f"its answer is not Dask's protocol ({type(exc).__name__}: an HTTP server?)"
+    if problem:
+        raise StageError(
+            f"DASK_SCHEDULER_ADDRESS {address} accepted a connection but {problem}; check the "
+            "address (a scheduler listens on 8786 by default, its dashboard on 8787)"
+        )
+
+
 class InProcess:
     """The shards, one after another, in this process."""
 
@@ -107,6 +158,7 @@ class DaskCluster:
         from distributed import Client
 
         self.address = address
+        probe_scheduler(address, timeout)
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:

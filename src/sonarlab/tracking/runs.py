@@ -82,8 +82,10 @@ def default_tracking_uri(store_root: Path) -> str:
 
 
 def resolve_tracking_uri(store_root: Path, env: Mapping[str, str] | None = None) -> str:
+    """``MLFLOW_TRACKING_URI``, or the default store; as MLflow is given it
+    (``stores.sqlalchemy_uri``: ``postgresql://`` names the locked driver)."""
     env = os.environ if env is None else env
-    return env.get("MLFLOW_TRACKING_URI") or default_tracking_uri(store_root)
+    return stores.sqlalchemy_uri(env.get("MLFLOW_TRACKING_URI") or default_tracking_uri(store_root))
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -104,6 +106,8 @@ def check_reachable(tracking_uri: str, timeout: float = 5.0, experiment: str = "
     """
     if tracking_uri.startswith(("http://", "https://")):
         stores.probe_server(tracking_uri, experiment, timeout)
+    else:
+        stores.probe_database(tracking_uri)  # PostgreSQL, MySQL, SQL Server: one connection
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:
@@ -181,10 +185,12 @@ def open_experiment(
     tracking URI. Safe for stages starting at once.
 
     Before any training: a store that cannot be used (damaged, read-only, locked for too
-    long, a server that is not MLflow, another MLflow's schema, artifacts that cannot be
-    written) raises ``StoreError`` with one line naming it and what to do; and runs left
-    RUNNING by processes that are gone are ended KILLED (``stores.mark_dead_runs``, by
-    ``stage``)."""
+    long, a server that is not MLflow or answers too slowly, a database that does not
+    answer or whose driver is not installed, another MLflow's schema, artifacts that
+    cannot be written) raises ``StoreError`` with one line naming it and what to do; and
+    runs left RUNNING by processes that are gone are ended KILLED
+    (``stores.mark_dead_runs``, by ``stage``). The URI returned is the one to show: a
+    password in it is masked (``stores.shown``)."""
     uri = resolve_tracking_uri(store_root)
     timeout = stores.store_timeout()
     check_reachable(uri, experiment=name)
@@ -204,10 +210,10 @@ def open_experiment(
                 stores.mark_dead_runs(client, stage or f"sonarlab (pid {os.getpid()})")
         except (MlflowException, SQLAlchemyError) as exc:
             raise stores.StoreError(
-                f"MLflow store {uri} cannot be used: {root_cause(exc)}"
+                f"MLflow store {stores.shown(uri)} cannot be used: {root_cause(exc)}"
             ) from None
     _opened.append(uri)
-    return client, experiment_id, uri
+    return client, experiment_id, stores.shown(uri)
 
 
 _opened: list[str] = []  # the stores this process opened, for end_runs_of_this_process

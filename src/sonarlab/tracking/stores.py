@@ -8,7 +8,12 @@ what to do, never a traceback from MLflow, SQLAlchemy or alembic):
   SQLite must create), is not locked by another process for longer than
   ``store_timeout()`` seconds, and its schema is the one this MLflow writes;
 - a store's artifact folder (``probe_artifacts``) can be written;
-- a tracking server (``probe_server``) answers MLflow's REST API with MLflow's JSON.
+- a tracking server (``probe_server``) answers MLflow's REST API with MLflow's JSON,
+  each request within its time from connecting to the last byte;
+- a database store (``probe_database``): its driver is installed, and the database
+  answers a connection within ``CONNECT_SECONDS``.
+
+A URI in a message is ``shown``: a password in it is masked.
 
 Liveness: every run sonarlab creates carries ``liveness_tags()`` (host, pid namespace,
 boot id, pid and the pid's start time), so that ``mark_dead_runs`` can tell, from the
@@ -18,6 +23,7 @@ same machine, whether the process that left a run RUNNING still exists.
 from __future__ import annotations
 
 import datetime
+import http.client
 import json
 import logging
 import os
@@ -211,28 +217,186 @@ def probe_server(uri: str, experiment: str, timeout: float) -> None:
 
 
 def _http_get(uri: str, url: str, timeout: float, accept_error: bool = False) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:
-            return reply.status, reply.read(65536).decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        body = exc.read(65536).decode("utf-8", "replace")
-        if accept_error:
-            return exc.code, body
-        raise StoreError(
-            f"MLflow tracking server {uri} answers HTTP {exc.code} to {url}: it is not a "
-            "working MLflow server; check the URI in MLFLOW_TRACKING_URI and the server's log"
-        ) from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise StoreError(
-            f"MLflow tracking server {uri} is not reachable ({reason}); start it, "
-            "or unset MLFLOW_TRACKING_URI to log to the local store"
-        ) from None
+    """One GET of ``url``, from connecting to the last byte within ``timeout`` seconds
+    (urllib's own timeout bounds each socket operation, not the answer: a server that
+    trickles its answer would never trip it). The watchdog is the data download's."""
+    from sonarlab.data.uci import _Watchdog, _WatchedHTTPHandler, _WatchedHTTPSHandler
+
+    path = urllib.parse.urlsplit(url).path
+    with _Watchdog(timeout) as watchdog:
+        opener = urllib.request.build_opener(
+            _WatchedHTTPHandler(watchdog), _WatchedHTTPSHandler(watchdog)
+        )
+        try:
+            with opener.open(url, timeout=timeout) as reply:
+                status, body = reply.status, reply.read(65536).decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            if watchdog.expired:
+                raise StoreError(_too_slow(uri, path, timeout)) from None
+            try:
+                body = exc.read(65536).decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException):
+                body = ""
+            if watchdog.expired:  # the error's body was cut short
+                raise StoreError(_too_slow(uri, path, timeout)) from None
+            if accept_error:
+                return exc.code, body
+            raise StoreError(
+                f"MLflow tracking server {uri} answers HTTP {exc.code} to {url}: it is not a "
+                "working MLflow server; check the URI in MLFLOW_TRACKING_URI and the server's log"
+            ) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            if watchdog.expired or isinstance(reason, TimeoutError):
+                raise StoreError(_too_slow(uri, path, timeout)) from None
+            if isinstance(reason, (ConnectionResetError, BrokenPipeError)):  # it hung up
+                raise StoreError(
+                    f"MLflow tracking server {uri} accepted a connection but closed it without "
+                    f"answering GET {path}; check the URI (host, port, http or https) in "
+                    "MLFLOW_TRACKING_URI and the server's log"
+                ) from None
+            if isinstance(reason, http.client.HTTPException):  # not HTTP at all
+                raise StoreError(
+                    f"MLflow tracking server {uri} answers GET {path}, but not in HTTP "
+                    f"({type(reason).__name__}: {_excerpt(str(reason))}); check the URI (host, "
+                    "port, http or https) in MLFLOW_TRACKING_URI"
+                ) from None
+            raise StoreError(
+                f"MLflow tracking server {uri} is not reachable ({reason}); start it, "
+                "or unset MLFLOW_TRACKING_URI to log to the local store"
+            ) from None
+        if watchdog.expired:  # the shutdown ended the body early: it is not all there
+            raise StoreError(_too_slow(uri, path, timeout))
+        return status, body
+
+
+def _too_slow(uri: str, path: str, timeout: float) -> str:
+    return (
+        f"MLflow tracking server {uri} did not answer GET {path} within {timeout:g} s (from "
+        "connecting to the last byte); check the server (its log, its load) and the URI in "
+        "MLFLOW_TRACKING_URI"
+    )
 
 
 def _excerpt(body: str) -> str:
     text = " ".join(body.split())
     return repr(text[:60] + ("..." if len(text) > 60 else "")) if text else "an empty body"
+
+
+# --- database stores (SQLAlchemy) ----------------------------------------------------
+
+CONNECT_SECONDS = 10  # a database store that does not answer fails the stage within this
+# The package that provides a driver's module, where it is not named like it.
+DRIVER_PACKAGES = {"MySQLdb": "mysqlclient", "pymysql": "PyMySQL", "cx_Oracle": "cx_Oracle",
+                   "psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]"}  # fmt: skip
+
+
+def sqlalchemy_uri(uri: str) -> str:
+    """The URI MLflow is given for the store ``uri``: ``postgresql://`` is made to name the
+    locked driver, ``postgresql+psycopg2://`` (SQLAlchemy 2.1 would pick psycopg 3, which
+    is not installed); any other URI is kept. The one place of this rewrite: the stages
+    (``runs.resolve_tracking_uri``) and ``scripts/tracking-server`` call it."""
+    head = "postgresql://"
+    return "postgresql+psycopg2://" + uri[len(head) :] if uri.startswith(head) else uri
+
+
+def database_dialect(uri: str) -> str | None:
+    """The SQLAlchemy dialect of a database store MLflow takes (``postgresql``, ``mysql``,
+    ``mssql``; not SQLite, probed by ``probe_sqlite``), or None for other stores."""
+    from mlflow.store.db.db_types import DATABASE_ENGINES, SQLITE
+
+    scheme = uri.partition("://")[0] if "://" in uri else ""
+    dialect = scheme.partition("+")[0].lower()
+    return dialect if dialect in DATABASE_ENGINES and dialect != SQLITE else None
+
+
+def check_scheme(uri: str) -> None:
+    """Raise ``ConfigError`` (a bad environment variable) unless MLflow takes a store of
+    ``uri``'s scheme (its own error lists schemes of the model registry, in 300 chars),
+    and ``StoreError`` for a folder (``file:``) store MLflow would refuse."""
+    from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+    from mlflow.store.db.db_types import DATABASE_ENGINES
+
+    from sonarlab.core.params import ConfigError
+
+    scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    if scheme in ("", "file") and not MLFLOW_ALLOW_FILE_STORE.get():
+        raise StoreError(
+            f"MLflow store {uri} is a folder, MLflow's file store, which MLflow "
+            f"{_mlflow_version()} refuses unless MLFLOW_ALLOW_FILE_STORE=true; set that, or "
+            "use sqlite:///<folder>/mlflow.db (`mlflow migrate-filestore` moves a folder's runs)"
+        )
+    if scheme in ("", "file", "http", "https", "databricks", "databricks-uc", "uc"):
+        return
+    if scheme.partition("+")[0] in DATABASE_ENGINES:
+        return
+    raise ConfigError(
+        f"MLFLOW_TRACKING_URI: got {shown(uri)!r}, a scheme MLflow has no store for "
+        f"({scheme}://); allowed: sqlite:///<file>, postgresql://, mysql://, mssql:// (with "
+        "their drivers), http(s)://<tracking server>, file:<folder> or a folder"
+    )
+
+
+def _mlflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("mlflow")
+
+
+def shown(uri: str) -> str:
+    """``uri`` as a message may show it: a password in it masked (``user:***@host``)."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
+def probe_database(uri: str, seconds: float = CONNECT_SECONDS) -> None:
+    """Raise ``StoreError`` unless the database store ``uri`` (``database_dialect``) has
+    its driver installed and answers one connection within ``seconds``: MLflow itself
+    retries a database that does not answer for most of an hour, and a missing driver
+    is a ``ModuleNotFoundError`` from deep inside SQLAlchemy."""
+    check_scheme(uri)
+    dialect = database_dialect(uri)
+    if dialect is None:
+        return
+    import sqlalchemy
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    try:
+        url = sqlalchemy.engine.make_url(uri)
+        dbapi = url.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise StoreError(
+            f"MLflow store {shown(uri)} is not a URI SQLAlchemy takes ({exc})"
+        ) from None
+    try:
+        dbapi.import_dbapi()
+    except ImportError as exc:
+        module = (exc.name or str(exc)).partition(".")[0]
+        package = DRIVER_PACKAGES.get(module, module)
+        raise StoreError(
+            f"MLflow store {shown(uri)} needs the Python package {package} (module {module}, "
+            f"the {url.get_backend_name()} driver {dbapi.driver}), which is not installed; "
+            f"add it to the environment, or set MLFLOW_TRACKING_URI to another store"
+        ) from None
+    # libpq's and MySQL's connect_timeout bound the whole connection (and its log-in)
+    args = {"connect_timeout": max(1, round(seconds))} if dialect in ("postgresql", "mysql") else {}
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, connect_args=args)
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        inner = getattr(exc, "orig", None) or exc
+        text = " ".join(str(inner).split()) or type(inner).__name__
+        raise StoreError(
+            f"MLflow store {shown(uri)} does not answer ({text[:200]}); start the database, "
+            "or check the host, port, user, password and database name in MLFLOW_TRACKING_URI"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 # --- liveness -----------------------------------------------------------------------
