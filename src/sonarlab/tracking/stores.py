@@ -356,8 +356,9 @@ def shown(uri: str) -> str:
 def probe_database(uri: str, seconds: float = CONNECT_SECONDS) -> None:
     """Raise ``StoreError`` unless the database store ``uri`` (``database_dialect``) has
     its driver installed and answers one connection within ``seconds``: MLflow itself
-    retries a database that does not answer for most of an hour, and a missing driver
-    is a ``ModuleNotFoundError`` from deep inside SQLAlchemy."""
+    tries a database that refuses 10 times over about 100 s, waits for a silent one
+    for ever (no connect timeout), and a missing driver is a ``ModuleNotFoundError``
+    from deep inside SQLAlchemy."""
     check_scheme(uri)
     dialect = database_dialect(uri)
     if dialect is None:
