@@ -195,11 +195,13 @@ def test_each_variant_is_a_version_with_its_alias_and_the_champion_has_the_lowes
     versions = {v: client.get_model_version_by_alias(EXPERIMENT, v) for v in variants}
     # each alias names the version its variant's newest cv run registered (another test
     # of the session may have run a variant again, under `mlflow run` with another name);
-    # a run with overrides (tagged sonarlab.overrides) registers nothing and moves no alias
+    # a grid's run has its variant as a param too, and a run with overrides (tagged
+    # sonarlab.overrides) registers nothing and moves no alias: neither counts
     newest = {
         v: client.search_runs(
             [exp.experiment_id],
-            f"params.variant = '{v}' and tags.`sonarlab.overrides` IS NULL",
+            f"params.variant = '{v}' and tags.`dvc.stage` = 'cv@{v}' "
+            "and tags.`sonarlab.overrides` IS NULL",
             max_results=1,
         )[0]
         for v in variants
