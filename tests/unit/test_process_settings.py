@@ -64,7 +64,7 @@ def test_a_command_works_in_a_temporary_folder_that_goes_with_it(tmp_path, monke
 
 
 def test_a_bugs_traceback_outlives_the_commands_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(command, "SYSTEM_TEMP", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     def body() -> None:
         raise RuntimeError("a bug")

@@ -22,7 +22,6 @@ from sonarlab.core.params import IDENTIFIER, ConfigError
 log = logging.getLogger("sonarlab")
 
 # CRITICAL is not offered: it would hide the one line that says why a stage failed.
-SYSTEM_TEMP = tempfile.gettempdir()  # taken before a command makes a folder of its own
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -84,7 +83,7 @@ def save_traceback(stage: str, exc: BaseException) -> str:
     """Write ``exc``'s traceback to a new file in the system's temporary folder (not the
     command's own, which goes when the command ends); its path."""
     prefix = f"sonarlab-{stage.partition('@')[0]}-"
-    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".txt", dir=SYSTEM_TEMP)
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".txt", dir=_outer_temp[-1])
     with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
         out.write(f"{stage}: {' '.join(map(repr, sys.argv))}\n")
         traceback.print_exception(exc, file=out)
@@ -100,6 +99,11 @@ def run(stage: str, body: Callable[[], None]) -> int:
     return interrupts.exit_command(code)
 
 
+# the temporary folder outside the command's own (None: the system's), for what must
+# outlive the command, such as a bug's traceback
+_outer_temp: list[str | None] = [None]
+
+
 @contextlib.contextmanager
 def private_temp_folder() -> Iterator[Path]:
     """A temporary folder of this command's own, removed when it ends: TensorFlow's
@@ -108,10 +112,12 @@ def private_temp_folder() -> Iterator[Path]:
     stages artifacts there. Everything the command makes there goes with the folder."""
     saved = tempfile.tempdir, os.environ.get("TMPDIR")
     folder = Path(tempfile.mkdtemp(prefix="sonarlab-"))
+    _outer_temp.append(tempfile.gettempdir())
     tempfile.tempdir, os.environ["TMPDIR"] = str(folder), str(folder)
     try:
         yield folder
     finally:
+        _outer_temp.pop()
         tempfile.tempdir = saved[0]
         if saved[1] is None:
             os.environ.pop("TMPDIR", None)
