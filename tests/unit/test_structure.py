@@ -96,3 +96,10 @@ def test_mlproject_types_its_parameters_as_the_cli_does():
 
 def param_default(spec: dict, name: str):
     return spec[name]["default"]
+
+
+def test_every_test_module_has_a_name_of_its_own():
+    """pytest imports test modules by basename (the test folders are not packages): two
+    modules of one name stop the whole run at collection."""
+    names = collections.Counter(p.name for p in (ROOT / "tests").rglob("test_*.py"))
+    assert not [n for n, count in names.items() if count > 1]
