@@ -79,7 +79,8 @@ def test_a_run_left_by_kill_9_is_marked_killed_by_the_next_stage(fresh):
     )
     assert re.fullmatch(pattern, note), note
     (line,) = [x for x in after.stderr.splitlines() if "left RUNNING" in x]
-    assert line.endswith(f" INFO run {run_id} (baseline) left RUNNING: {note}")
+    # an override run (--set, --epochs) is named so: it is never taken for the pipeline's
+    assert line.endswith(f" INFO run {run_id} (baseline (override)) left RUNNING: {note}")
     # The killed run's finished fold runs are untouched; the new stage's runs finished.
     others = client.search_runs(
         [run.info.experiment_id], f"attributes.run_id != '{run_id}'", max_results=1000

@@ -4,6 +4,7 @@ two engines' accuracy over seeds (the full comparison: `make agreement`)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -25,17 +26,22 @@ def test_keras_engine_through_the_stage(scratch):
     project.run(
         str(BIN / "python"), "-m", "sonarlab.stages.cv", "baseline", "--set", "cv.engine=keras"
     )
+    # --set makes it an override run: its files go to scratch/, its run is named so
+    scratch_metrics = json.loads(
+        (project.root / "scratch" / "cv" / "baseline" / "metrics.json").read_text()
+    )
     client = MlflowClient(project.store)
     exp = client.get_experiment_by_name("sonar-dropout")
     (run,) = client.search_runs(
         [exp.experiment_id],
-        "params.`cv.engine` = 'keras' and attributes.run_name = 'baseline'",
+        "params.`cv.engine` = 'keras' and attributes.run_name = 'baseline (override)'",
     )
-    assert run.data.metrics["n_folds"] == project.metrics("baseline")["n_folds"]
+    assert run.data.metrics["n_folds"] == scratch_metrics["n_folds"]
+    assert scratch_metrics["n_folds"] == project.metrics("baseline")["n_folds"]
     folds = client.get_experiment_by_name("sonar-dropout-folds")
     assert len(client.search_runs(
         [folds.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
-    )) == project.metrics("baseline")["n_folds"]  # fmt: skip
+    )) == scratch_metrics["n_folds"]  # fmt: skip
 
 
 def test_engines_agree_within_noise_over_seeds():
