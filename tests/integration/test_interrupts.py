@@ -42,6 +42,7 @@ def test_signal_mid_training_ends_the_run_killed_and_writes_nothing(scratch, sig
     project = scratch
     out = project.root / "results" / "baseline"
     before = {p.name: p.read_bytes() for p in out.iterdir()}
+    scratch_out = project.root / "scratch" / "cv" / "baseline"  # where an override run writes
     proc, client, exp = start_training(project, epochs=5000)
     time.sleep(3)  # well inside the first fold (5000 epochs)
     proc.send_signal(signum)
@@ -51,6 +52,7 @@ def test_signal_mid_training_ends_the_run_killed_and_writes_nothing(scratch, sig
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "KILLED"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing half-written
+    assert not scratch_out.exists() or not any(scratch_out.iterdir())
     # and DVC runs the stage cleanly afterwards, to the same metrics (same seed)
     project.dvc("repro", "--force", "--single-item", "cv@baseline")
     runs = client.search_runs([exp.experiment_id], "tags.`dvc.stage` = 'cv@baseline'")
@@ -63,13 +65,17 @@ def test_signal_mid_training_ends_the_run_killed_and_writes_nothing(scratch, sig
 def test_an_error_after_training_ends_the_runs_failed_and_writes_nothing(scratch):
     """A real failure in a real stage: ``metrics.json`` is replaced by a directory once
     training has started (before, the stage's output check would refuse it at once), so
-    the atomic rename of the first output fails (IsADirectoryError) after training."""
+    the atomic rename of the first output fails (IsADirectoryError) after training. The
+    stage runs with overrides, so its outputs are those of ``scratch/cv/baseline/``."""
     project = scratch
-    out = project.root / "results" / "baseline"
+    results = project.root / "results" / "baseline"
+    in_results = {p.name: p.read_bytes() for p in results.iterdir()}
+    out = project.root / "scratch" / "cv" / "baseline"
     planted = out / "metrics.json"
-    before = {p.name: p.read_bytes() for p in out.iterdir() if p != planted}
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p != planted} if out.exists() else {}
     proc, client, exp = start_training(project, epochs=40)
-    planted.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    planted.unlink(missing_ok=True)
     planted.mkdir()
     _, stderr = proc.communicate(timeout=300)
 
@@ -101,3 +107,4 @@ def test_an_error_after_training_ends_the_runs_failed_and_writes_nothing(scratch
     # Nothing written, no temporary file left behind; the planted directory is untouched.
     assert planted.is_dir() and not any(planted.iterdir())
     assert {p.name: p.read_bytes() for p in out.iterdir() if p != planted} == before
+    assert {p.name: p.read_bytes() for p in results.iterdir()} == in_results
