@@ -55,8 +55,10 @@ class Published:
 
 
 def commit(project: Project, message: str) -> str:
+    """Commit the work tree; a commit even when nothing changed: the outputs are
+    byte-identical, so a clone of a commit whose lock is already current has nothing new."""
     project.run("git", "add", "-A")
-    project.run("git", "commit", "-q", "-m", message)
+    project.run("git", "commit", "-q", "--allow-empty", "-m", message)
     return project.run("git", "rev-parse", "HEAD").stdout.strip()
 
 
