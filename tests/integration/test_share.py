@@ -199,15 +199,16 @@ def test_the_lock_check_passes_on_a_fresh_clone_in_one_line(ci_clone):
 
 
 def test_the_lock_check_names_each_stage_a_changed_source_file_feeds(ci_clone):
-    model = ci_clone.root / "src" / "sonarlab" / "model.py"
+    # a folder dep (cv, grid and report list src/sonarlab/results): named as DVC names it
+    model = ci_clone.root / "src" / "sonarlab" / "results" / "stats.py"
     model.write_text(model.read_text() + "# edited\n")
 
     result = check_lock(ci_clone)
 
     assert result.returncode == 1
     found = stale(result.stdout)
-    assert {stage for stage, _ in found} == stages_depending_on(ci_clone, "src/sonarlab/model.py")
-    assert all(problem.startswith("src/sonarlab/model.py: changed (") for _, problem in found)
+    assert {stage for stage, _ in found} == stages_depending_on(ci_clone, "src/sonarlab/results")
+    assert all(problem.startswith("src/sonarlab/results: changed (") for _, problem in found)
     assert "run `dvc repro`, then commit dvc.lock" in result.stdout.splitlines()[-1]
 
 
