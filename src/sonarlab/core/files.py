@@ -109,13 +109,14 @@ class FormatError(ValueError):
 class CsvFormat:
     """One CSV file's format: its columns and their types, declared once.
 
-    ``write`` writes exactly these columns, in this order, atomically, floats with 6
-    significant digits; ``read`` refuses a file with a missing or an extra column,
+    ``write`` writes exactly these columns, in this order, atomically, floats with
+    ``float_format`` (6 significant digits; 9 keep a float32 exactly); ``read`` refuses a file with a missing or an extra column,
     naming the file and the column.
     """
 
     columns: Mapping[str, str]  # name -> pandas dtype ("int64", "float64", "str")
     index: str | None = None  # a column that is the table's index when read
+    float_format: str = "%.6g"
 
     def write(self, target: Path, table: pd.DataFrame) -> None:
         write_text(target, self.text(table))
@@ -127,7 +128,7 @@ class CsvFormat:
         if missing:  # a bug in the writer, not in any input
             raise ValueError(f"no column {missing[0]!r} to write")
         return table[list(self.columns)].to_csv(
-            index=False, float_format="%.6g", na_rep="nan", lineterminator="\n"
+            index=False, float_format=self.float_format, na_rep="nan", lineterminator="\n"
         )
 
     def read(self, path: Path) -> pd.DataFrame:

@@ -34,6 +34,7 @@ class Purpose(IntEnum):
     REPLICATE = 13  # another training seed for the same split (a grid's replicates)
     SHUFFLE = 14  # the shuffle of one repeat's stratified folds
     MC_DROPOUT = 15  # a dropout generator's state for predict's MC sampling
+    BOOTSTRAP = 16  # the bootstrap samples of rows behind the bias-corrected estimates
 
 
 class Stream(IntEnum):
@@ -56,6 +57,7 @@ ARITY: dict[int, int] = {
     Purpose.REPLICATE: 3,  # repeat, fold, replicate
     Purpose.SHUFFLE: 1,  # repeat
     Purpose.MC_DROPOUT: 1,  # generator
+    Purpose.BOOTSTRAP: 0,
     Stream.ORDER: 0,
     Stream.DROP_INPUT: 0,
     Stream.DROP_HIDDEN: 1,  # layer
@@ -92,6 +94,11 @@ def stream_seed(model_seed: int, stream: Stream, *path: int) -> int:
 def split_shuffle_seed(seed: int, repeat: int) -> int:
     """The shuffle of one repeat's stratified folds (any 32-bit value: scikit-learn's)."""
     return derive_seed(seed, Purpose.SHUFFLE, repeat, limit=2**32)
+
+
+def bootstrap_seed(seed: int) -> int:
+    """The bootstrap samples of rows that BBC-CV draws (``selection.rule``)."""
+    return derive_seed(seed, Purpose.BOOTSTRAP)
 
 
 def mc_dropout_seed(seed: int, generator: int) -> int:
