@@ -159,22 +159,80 @@ def test_the_trial_that_is_a_pipeline_variant_gives_its_cv_numbers(tiny_data):
     assert {k: row[k] for k in expected} == expected
 
 
+def judged(study, sonar, prepared):
+    planned = shards.plan(study, sonar, prepared)
+    results = [shards.run_shard(s) for s in planned]
+    folds = shards.trial_folds(planned, results, prepared)
+    trials, splits = shards.tables(study, folds)
+    oof = shards.predictions(study, folds)
+    trials, assessment = shards.judge(study, trials, splits, oof, prepared.seed)
+    return trials, splits, oof, assessment
+
+
 def test_the_grid_figure_and_sentence_follow_the_number_of_axes(tiny_data):
     axes = {"model.hidden_dropout": [0.1, 0.3], "optimizer.momentum": [0.5, 0.9], "seed": [0, 1]}
     study, sonar, prepared = tiny_grid(tiny_data, axes, epochs=2)
-    _, (trials, _) = run(study, sonar, prepared, max_members=100)
-    one = grid_trials(trials[trials["trial"] < 2], ["seed"], "t")
-    assert [ax.get_xlabel() for ax in one.axes] == ["seed", "seed"]
-    assert [ax.get_ylabel() for ax in one.axes] == ["held-out accuracy (%)", "held-out log loss"]
-    two = grid_trials(trials, ["model.hidden_dropout", "optimizer.momentum"], "t")
+    trials, _, _, assessment = judged(study, sonar, prepared)
+    ref = assessment.reference_means()
+    one = grid_trials(trials[trials["trial"] < 2], ["seed"], "t", ref)
+    assert [ax.get_xlabel() for ax in one.axes] == ["seed"] * 3
+    assert [ax.get_ylabel() for ax in one.axes] == [
+        "held-out accuracy (%)", "held-out Brier score (selection score)", "held-out log loss"
+    ]  # fmt: skip
+    # the no-skill reference is a dashed line on every panel
+    assert all(any(line.get_linestyle() == "--" for line in ax.lines) for ax in one.axes)
+    assert one.axes[0].lines[-1].get_ydata()[0] == pytest.approx(100 * ref["accuracy"])
+    two = grid_trials(trials, ["model.hidden_dropout", "optimizer.momentum"], "t", ref)
     heat = two.axes[0]
     assert heat.get_xlabel() == "optimizer.momentum" and heat.get_ylabel() == "model.hidden_dropout"
     assert len(heat.images) == 1 and heat.images[0].get_array().shape == (2, 2)
-    three = grid_trials(trials, study.axis_names, "t")
+    three = grid_trials(trials, study.axis_names, "t", ref)
     assert [ax.get_xlabel() for ax in three.axes] == study.axis_names
-    sentence = comparison.grid_sentence("g", "hidden", study.axis_names, trials)
+    metrics = grid_metrics_of(trials, study, assessment)
+    sentence = comparison.grid_sentence(
+        comparison.GridConclusion("g", "hidden", tuple(study.axis_names), trials, metrics)
+    )
     assert sentence.startswith("Grid g (8 trials of hidden, varying model.hidden_dropout, ")
-    best = shards.best_trial(trials)
-    assert f"{best['log_loss_mean']:.3f}" in sentence
-    assert best["log_loss_mean"] == trials["log_loss_mean"].min()
+    beat = int(trials["beats_reference"].sum())
+    assert f"{beat} of 8 trials beat the no-skill reference" in sentence
+    if metrics["best"] is None:  # 2 epochs on tiny data: chance level is likely
+        assert "none is called best" in sentence
+    else:
+        assert f"{metrics['best']['brier_mean']:.3f}" in sentence
     np.testing.assert_array_equal(sorted(trials["trial"]), range(8))
+
+
+def grid_metrics_of(trials, study, assessment):
+    from sonarlab.results import tables
+
+    corrected = assessment.corrected and {m: c.as_dict() for m, c in assessment.corrected.items()}
+    return tables.grid_metrics(
+        trials, study.axis_names, assessment.choice.chosen, assessment.reference_means(), corrected
+    )
+
+
+def test_the_best_trial_is_the_rules_choice_and_is_never_at_chance(tiny_data):
+    """Trials that learn (enough epochs) against trials that cannot (learning rate 0):
+    the rule never names a trial at chance, and the predictions table holds every
+    trial's held-out rows once per repeat."""
+    axes = {"optimizer.learning_rate": [1e-9, 0.1]}
+    study, sonar, prepared = tiny_grid(tiny_data, axes, epochs=20)
+    trials, splits, oof, assessment = judged(study, sonar, prepared)
+    frozen = trials.set_index("trial").loc[0]
+    assert frozen["beats_reference"] == 0  # weights that barely move: no skill
+    assert assessment.choice.chosen != 0
+    assert len(oof) == len(sonar.y) * len({s.repeat for s in prepared.splits})
+    # the predictions table gives back each trial's per-split scores
+    from sonarlab.results.predictions import split_scores
+
+    for t in (0, 1):
+        again = split_scores(oof, f"p_{t}")
+        mine = splits[splits["trial"] == t].reset_index(drop=True)
+        np.testing.assert_allclose(again["brier"], mine["brier"], rtol=1e-12)
+    metrics = grid_metrics_of(trials, study, assessment)
+    assert metrics["n_beat_reference"] == int(trials["beats_reference"].sum())
+    if metrics["best"] is not None:
+        assert metrics["best"]["trial"] == 1
+        assert set(metrics["best_corrected"]) == {
+            f"{m}_{p}" for m in ("accuracy", "brier", "log_loss") for p in ("mean", "ci_low", "ci_high")
+        }

@@ -131,12 +131,16 @@ class GridPaths:
         return self.root / "metrics.json"
 
     @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.csv"
+
+    @property
     def figure(self) -> Path:
         return self.root / "grid.png"
 
     @property
     def outputs(self) -> list[Path]:
-        return [self.trials, self.splits, self.metrics, self.figure]
+        return [self.trials, self.splits, self.predictions, self.metrics, self.figure]
 
 
 def git_commit(cwd: Path) -> str | None:

@@ -23,6 +23,8 @@ import pandas as pd
 from sonarlab.data.folds import Prepared
 from sonarlab.data.uci import Sonar
 from sonarlab.design.grids import GridConfig, Trial
+from sonarlab.selection import rule
+from sonarlab.results.calibration import expected_calibration_error
 from sonarlab.results.summary import summarize_folds
 from sonarlab.training.members import Member, Outcome, shape_key, split_members
 from sonarlab.training.outcomes import FoldResult, fold_result, per_split
@@ -117,9 +119,46 @@ def tables(
     return pd.DataFrame(rows), pd.concat(splits, ignore_index=True)
 
 
-def best_trial(trials: pd.DataFrame) -> pd.Series:
-    """The trial with the lowest mean held-out log loss (a proper score: it rewards
-    calibrated probabilities, not only the side of 0.5); the first such on a tie.
-    Trials whose training diverged (NaN log loss) are never the best, unless all did."""
-    losses = trials["log_loss_mean"]
-    return trials.loc[losses.idxmin() if losses.notna().any() else trials.index[0]]
+def predictions(grid: GridConfig, folds: dict[int, list[FoldResult]]) -> pd.DataFrame:
+    """Every trial's out-of-fold probabilities (``tables.grid_predictions_format``): one
+    row per repeat and held-out data row, one column ``p_<trial>`` per trial."""
+    first = folds[grid.trials[0].index]
+    keys = pd.concat(
+        [pd.DataFrame({"repeat": f.split.repeat, "fold": f.split.fold, "row": f.split.test,
+                       "label": f.y_test.astype(np.int64)}) for f in first],
+        ignore_index=True,
+    )  # fmt: skip
+    columns = {
+        f"p_{t.index}": np.concatenate([f.p_test for f in folds[t.index]]).astype(np.float64)
+        for t in grid.trials
+    }
+    table = pd.concat([keys.astype("int64"), pd.DataFrame(columns)], axis=1)
+    return table.sort_values(["repeat", "fold", "row"], kind="stable", ignore_index=True)
+
+
+def judge(
+    grid: GridConfig, trials: pd.DataFrame, splits: pd.DataFrame, oof: pd.DataFrame, seed: int
+) -> tuple[pd.DataFrame, rule.Assessment]:
+    """The trials judged by the one selection rule (``results.selection``): ``trials``
+    with each one's test against the no-skill reference (``tables.VERSUS_REFERENCE``),
+    and the assessment (the best trial, if any, and its bias-corrected estimates)."""
+    candidates = {t.index: splits[splits["trial"] == t.index] for t in grid.trials}
+    assessment = rule.assess(
+        candidates, oof, {t.index: f"p_{t.index}" for t in grid.trials}, seed
+    )
+    verdicts = [assessment.choice.verdict(t.index) for t in grid.trials]
+    nan = float("nan")
+    labels = oof["label"].to_numpy()
+    judged = trials.assign(
+        ece=[
+            expected_calibration_error(oof[f"p_{t.index}"].to_numpy(np.float64), labels)
+            if np.isfinite(oof[f"p_{t.index}"]).all() else float("nan")
+            for t in grid.trials
+        ],
+        brier_vs_reference=[v.versus_reference.mean if v.versus_reference else nan for v in verdicts],
+        brier_vs_reference_ci_high=[
+            v.versus_reference.high if v.versus_reference else nan for v in verdicts
+        ],
+        beats_reference=[int(v.beats_reference) for v in verdicts],
+    )
+    return judged, assessment

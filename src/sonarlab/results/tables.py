@@ -6,9 +6,13 @@ report, each format declared once here and checked on every read.
 - ``results/<variant>/metrics.json``: ``summary.SUMMARY_KEYS`` plus ``EXTRA_METRICS``;
 - ``reports/fold_accuracy.csv`` (``FOLD_ACCURACY``): every variant's held-out accuracy
   per split, for ``dvc plots``;
+- ``results/<variant>/predictions.csv`` (``PREDICTIONS``): every held-out prediction,
+  one row per repeat and data row: the standard (weight-scaled) pass ``p`` and the MC
+  dropout mean ``p_mc`` (nan for a variant without dropout);
 - ``results/grid/<name>/trials.csv`` (``trials_format``: one row per trial, its axis
   values and ``summary.SUMMARY_KEYS``), ``splits.csv`` (``GRID_SPLITS``: ``FOLDS`` per
-  trial) and ``metrics.json`` (``grid_metrics``: the best trial).
+  trial), ``predictions.csv`` (``grid_predictions_format``: every trial's out-of-fold
+  probabilities) and ``metrics.json`` (``grid_metrics``: the best trial, if any).
 
 A missing or extra column (or key) is a ``files.FormatError`` naming the file and it.
 No table holds a wall time: a run's durations are facts about that run, kept in MLflow,
@@ -40,6 +44,12 @@ FOLDS = files.CsvFormat(
 CURVES = files.CsvFormat(
     {"epoch": "int64", **{f"{k}_{s}": "float64" for k in CURVE_KEYS for s in ("mean", "std")}},
     index="epoch",
+)
+# Out-of-fold predictions: each repeat holds out every row once. 9 digits keep the
+# engines' float32 probabilities exactly.
+PREDICTION_KEYS = {"repeat": "int64", "fold": "int64", "row": "int64", "label": "int64"}
+PREDICTIONS = files.CsvFormat(
+    {**PREDICTION_KEYS, "p": "float64", "p_mc": "float64"}, float_format="%.9g"
 )
 FOLD_ACCURACY = files.CsvFormat(
     {"variant": "str", "repeat": "int64", "fold": "int64", "accuracy": "float64"}
@@ -80,19 +90,61 @@ def fold_accuracy(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 GRID_SPLITS = files.CsvFormat({"trial": "int64", **FOLDS.columns})
+# trials.csv beside each trial's summary: its test against the no-skill reference
+# (``rule.Verdict``): mean Brier minus the reference's, the 95% interval's upper
+# end, and whether that is below 0 (1) or not (0)
+VERSUS_REFERENCE = {
+    "brier_vs_reference": "float64",
+    "brier_vs_reference_ci_high": "float64",
+    "beats_reference": "int64",
+}
 
 
 def trials_format(axes: list[str]) -> files.CsvFormat:
-    """``trials.csv`` of a grid with these axes (a missing value, MaxNorm none, is nan)."""
+    """``trials.csv`` of a grid with these axes (a missing value, MaxNorm none, is nan):
+    each trial's summary, the expected calibration error of its pooled out-of-fold
+    predictions (``calibration``), and its test against the no-skill reference."""
     summary = {k: ("int64" if k == "n_folds" else "float64") for k in SUMMARY_KEYS}
-    return files.CsvFormat({"trial": "int64", **dict.fromkeys(axes, "float64"), **summary})
+    return files.CsvFormat(
+        {"trial": "int64", **dict.fromkeys(axes, "float64"), **summary, "ece": "float64",
+         **VERSUS_REFERENCE}
+    )  # fmt: skip
 
 
-def grid_metrics(best: Mapping, axes: list[str], n_trials: int) -> dict:
-    """The grid's DVC metrics: how many trials, and the best one with its intervals."""
-    keep = [f"{m}_{p}" for m in METRICS for p in ("mean", "ci_low", "ci_high")]
-    values = {a: (None if pd.isna(best[a]) else float(best[a])) for a in axes}
-    return {
-        "n_trials": n_trials,
-        "best": {"trial": int(best["trial"]), **values, **{k: float(best[k]) for k in keep}},
+def grid_predictions_format(n_trials: int) -> files.CsvFormat:
+    """``predictions.csv`` of a grid: ``PREDICTION_KEYS`` and each trial's held-out
+    probability ``p_<trial>`` (the standard pass), the input of BBC-CV."""
+    columns = {f"p_{t}": "float64" for t in range(n_trials)}
+    return files.CsvFormat({**PREDICTION_KEYS, **columns}, float_format="%.9g")
+
+
+SUMMARY_PARTS = ("mean", "ci_low", "ci_high")
+
+
+def grid_metrics(
+    trials: pd.DataFrame,
+    axes: list[str],
+    best: int | None,
+    reference: Mapping[str, float],
+    corrected: Mapping[str, Mapping[str, float]] | None,
+) -> dict:
+    """The grid's DVC metrics: how many trials, how many beat the no-skill reference
+    (whose means are ``reference``), and the best trial by the selection rule with its
+    intervals and its bias-corrected estimates (``best`` None: no trial beats it)."""
+    out: dict = {
+        "n_trials": len(trials),
+        "n_beat_reference": int(trials["beats_reference"].sum()),
+        "reference": {f"{m}_mean": float(v) for m, v in reference.items()},
+        "best": None,
+        "best_corrected": None,
     }
+    if best is None:
+        return out
+    row = trials.set_index("trial").loc[best]
+    keep = [f"{m}_{p}" for m in METRICS for p in SUMMARY_PARTS]
+    values = {a: (None if pd.isna(row[a]) else float(row[a])) for a in axes}
+    out["best"] = {"trial": int(best), **values, **{k: float(row[k]) for k in keep}}
+    out["best_corrected"] = {
+        f"{m}_{p}": float(v) for m, est in (corrected or {}).items() for p, v in est.items()
+    }
+    return out

@@ -5,10 +5,13 @@ Reads: ``data/raw/sonar.csv``, ``data/prepared/{folds.csv,scalers.json}``; param
 ``cv.folds``, ``cv.repeats``, ``cv.seed``, ``mlflow``, ``grids.<name>`` and the
 variant the grid is based on.
 Writes ``results/grid/<name>/``: ``trials.csv`` (one row per trial: its axis values,
-accuracy, ROC AUC and log loss as mean, std and 95% corrected interval, the train −
-held-out gap), ``splits.csv`` (one row per trial and split), ``metrics.json`` (DVC
-metrics: the best trial, by mean held-out log loss, with its intervals) and
-``grid.png`` (DVC plots).
+accuracy, ROC AUC, log loss and Brier score as mean, std and 95% corrected interval,
+the train − held-out gap, and its test against the no-skill reference),
+``splits.csv`` (one row per trial and split), ``predictions.csv`` (every trial's
+out-of-fold probabilities), ``metrics.json`` (DVC metrics: the no-skill reference,
+and the best trial by the selection rule of ``results.selection`` with its intervals
+and its bias-corrected (BBC-CV) estimates; ``best`` is null when no trial beats the
+reference) and ``grid.png`` (DVC plots).
 MLflow: a parent run ``grid@<name>`` and one child run per trial, in the experiment
 ``<experiment>-trials`` (``tracking``); both have the data set as their input.
 
@@ -36,6 +39,7 @@ from sonarlab.design.grids import load_grid
 from sonarlab.grid import cluster, shards
 from sonarlab.grid.figures import grid_trials
 from sonarlab.results import tables
+from sonarlab.selection import rule
 from sonarlab.results.figures import save_figure
 from sonarlab.tracking import runs
 from sonarlab.training import engines
@@ -89,28 +93,50 @@ def grid_stage(name: str) -> None:
                 f"out of memory training grids.{name} ({exc}); make "
                 f"variants.{study.variant}.model's layers smaller or its batch_size smaller"
             ) from exc
-        trials, splits = shards.tables(study, shards.trial_folds(planned, results, prepared))
+        folds = shards.trial_folds(planned, results, prepared)
+        trials, splits = shards.tables(study, folds)
+        oof = shards.predictions(study, folds)
+        trials, assessment = shards.judge(study, trials, splits, oof, cv.seed)
         axes = study.axis_names
-        metrics = tables.grid_metrics(shards.best_trial(trials), axes, len(trials))
-        figure = grid_trials(trials, axes, f"{stage}: {len(prepared.splits)} splits per trial")
-        write_grid_outputs(outputs, axes, trials, splits, metrics, figure)
+        best = assessment.choice.chosen
+        corrected = assessment.corrected and {m: c.as_dict() for m, c in assessment.corrected.items()}
+        reference = assessment.reference_means()
+        metrics = tables.grid_metrics(trials, axes, best, reference, corrected)
+        figure = grid_trials(
+            trials, axes, f"{stage}: {len(prepared.splits)} splits per trial", reference
+        )
+        write_grid_outputs(outputs, axes, trials, splits, oof, metrics, figure)
         runs.log_grid_result(
             client, parent.info.run_id, trials_id, dataset, study, cv, trials, metrics, outputs
         )
+    progress.close(best_line(metrics, axes))
+
+
+def best_line(metrics: dict, axes: list[str]) -> str:
+    """The stage's last line: the best trial by the selection rule, or that there is none."""
+    reference = metrics["reference"][f"{rule.SCORE}_mean"]
     best = metrics["best"]
-    progress.close(
+    if best is None:
+        return (
+            f"no trial beats the no-skill reference (Brier {reference:.3f}): "
+            "none is called best"
+        )
+    corrected = metrics["best_corrected"]
+    return (
         f"best trial #{best['trial']} "
         + ", ".join(f"{a}={best[a]}" for a in axes)
-        + f": log loss {best['log_loss_mean']:.3f}, accuracy {100 * best['accuracy_mean']:.2f}%"
+        + f": Brier {best['brier_mean']:.3f} (no-skill {reference:.3f}), accuracy "
+        f"{100 * best['accuracy_mean']:.2f}%, bias-corrected {100 * corrected['accuracy_mean']:.2f}%"
     )
 
 
 def write_grid_outputs(
-    out: GridPaths, axes: list[str], trials, splits, metrics: dict, figure
+    out: GridPaths, axes: list[str], trials, splits, oof, metrics: dict, figure
 ) -> None:
     """Every output of ``grid@<name>``, each written atomically."""
     tables.trials_format(axes).write(out.trials, trials)
     tables.GRID_SPLITS.write(out.splits, splits)
+    tables.grid_predictions_format(len(trials)).write(out.predictions, oof)
     files.write_json(out.metrics, metrics)
     save_figure(figure, out.figure)
 

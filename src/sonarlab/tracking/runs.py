@@ -388,6 +388,16 @@ def set_champion(client: MlflowClient, registered: str, variant: str) -> str:
     return version
 
 
+def clear_champion(client: MlflowClient, registered: str) -> bool:
+    """Remove ``@champion`` (no variant may be served); whether it was set."""
+    try:
+        client.get_model_version_by_alias(registered, CHAMPION)
+    except MlflowException:
+        return False
+    client.delete_registered_model_alias(registered, CHAMPION)
+    return True
+
+
 def log_fold(client: MlflowClient, experiment_id: str, variant: str, result: FoldResult) -> None:
     """One fold as a child of the active run, in the folds' experiment ``experiment_id``
     (see the module's docstring): its split, scores and curves."""
@@ -505,9 +515,14 @@ def log_grid_result(
     The per-split numbers stay in the artifact ``splits.csv``, not in runs."""
     mlflow.log_params({"grid": grid.name, "variant": grid.variant,
                        "axes": ",".join(grid.axis_names), **flatten(cv, "cv.")})  # fmt: skip
-    best = {f"best_{k}": v for k, v in metrics["best"].items() if isinstance(v, float)}
-    mlflow.log_metrics({"n_trials": metrics["n_trials"], **best})
-    log_outputs([outputs.trials, outputs.splits, outputs.metrics, outputs.figure])
+    best = {f"best_{k}": v for k, v in (metrics["best"] or {}).items() if isinstance(v, float)}
+    corrected = {f"best_corrected_{k}": v for k, v in (metrics["best_corrected"] or {}).items()}
+    reference = {f"no_skill_{k}": v for k, v in metrics["reference"].items()}
+    mlflow.log_metrics(
+        {"n_trials": metrics["n_trials"], "n_beat_reference": metrics["n_beat_reference"],
+         **best, **corrected, **reference}
+    )  # fmt: skip
+    log_outputs(outputs.outputs)
     now = int(time.time() * 1000)
     by_index = {t.index: t for t in grid.trials}
     for row in trials.to_dict("records"):
