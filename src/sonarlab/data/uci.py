@@ -8,14 +8,10 @@ formatting are recognised as the same data.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import http.client
 import io
 import logging
-import socket
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -31,6 +27,7 @@ import pandas as pd
 from sonarlab.core import files
 from sonarlab.core.errors import DataError
 from sonarlab.core.params import N_BANDS
+from sonarlab.core.watchdog import Watchdog, watched_opener
 
 log = logging.getLogger(__name__)
 
@@ -188,94 +185,12 @@ def source_limits(timeout: float) -> files.InputLimits:
     return files.InputLimits(SOURCE_MAX_BYTES, timeout, SOURCE_SIZE_WHY, SOURCE_SECONDS_WHY)
 
 
-class _Watchdog:
-    """Ends one download at its deadline by shutting its sockets down.
-
-    A socket timeout bounds each read, not the download: a server sending a byte a
-    second never trips it. Shutting a socket down from this timer's thread wakes a read
-    blocked on it in the main thread, which then sees the end of the stream."""
-
-    def __init__(self, seconds: float):
-        self.end = time.monotonic() + seconds
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Watchdog:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._timer.cancel()
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if self.expired:
-                _shut(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-class _Watched:
-    """An HTTP(S) connection whose socket a ``_Watchdog`` may shut down."""
-
-    def __init__(self, *args, watchdog: _Watchdog, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._watchdog = watchdog
-
-    def connect(self) -> None:
-        super().connect()  # for HTTPS, TLS included: self.sock is then the TLS socket
-        self._watchdog.watch(self.sock)
-
-
-class _WatchedHTTPConnection(_Watched, http.client.HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_Watched, http.client.HTTPSConnection):
-    pass
-
-
-class _WatchedHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, watchdog: _Watchdog):
-        super().__init__()
-        self.watchdog = watchdog
-
-    def http_open(self, req):
-        return self.do_open(functools.partial(_WatchedHTTPConnection, watchdog=self.watchdog), req)
-
-
-class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, watchdog: _Watchdog):
-        super().__init__()
-        self.watchdog = watchdog
-
-    def https_open(self, req):
-        return self.do_open(functools.partial(_WatchedHTTPSConnection, watchdog=self.watchdog), req)
-
-
 def _download(url: str, limits: files.InputLimits) -> bytes:
     """One GET of ``url`` within ``limits``: its size, and its time from connecting to
     the last byte."""
     req = urllib.request.Request(url, headers={"User-Agent": "sonarlab-fetch"})
-    with _Watchdog(limits.seconds) as watchdog:
-        # A new opener reads the proxy variables now; urlopen's shared one keeps
-        # whatever they were at its first use in the process.
-        opener = urllib.request.build_opener(
-            _WatchedHTTPHandler(watchdog), _WatchedHTTPSHandler(watchdog)
-        )
+    with Watchdog(limits.seconds) as watchdog:
+        opener = watched_opener(watchdog)
         try:
             with opener.open(req, timeout=limits.seconds) as resp:
                 length = resp.headers.get("Content-Length", "").strip()

@@ -37,6 +37,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sonarlab.core.watchdog import Watchdog, watched_opener
+
 log = logging.getLogger(__name__)
 
 # How long a stage waits for a store another process holds (its lock file or a SQLite
@@ -220,13 +222,9 @@ def _http_get(uri: str, url: str, timeout: float, accept_error: bool = False) ->
     """One GET of ``url``, from connecting to the last byte within ``timeout`` seconds
     (urllib's own timeout bounds each socket operation, not the answer: a server that
     trickles its answer would never trip it). The watchdog is the data download's."""
-    from sonarlab.data.uci import _Watchdog, _WatchedHTTPHandler, _WatchedHTTPSHandler
-
     path = urllib.parse.urlsplit(url).path
-    with _Watchdog(timeout) as watchdog:
-        opener = urllib.request.build_opener(
-            _WatchedHTTPHandler(watchdog), _WatchedHTTPSHandler(watchdog)
-        )
+    with Watchdog(timeout) as watchdog:
+        opener = watched_opener(watchdog)
         try:
             with opener.open(url, timeout=timeout) as reply:
                 status, body = reply.status, reply.read(65536).decode("utf-8", "replace")
