@@ -9,7 +9,8 @@ probability that it is a mine, from ``results/hidden/model.keras`` in inference 
 With ``--samples N`` it also runs the model N times with dropout left on (Monte Carlo
 dropout, Gal & Ghahramani 2016) and reports the mean and std of those N
 probabilities: a spread that is large where the network is unsure. ``--seed`` makes
-the N dropout masks reproducible. A variant without dropout has std 0.
+the N dropout masks reproducible. The sampler is ``training.sampling.mc_dropout``, the
+one ``cv@<variant>`` scores its folds' held-out rows with. A variant without dropout has std 0.
 
 Limits: ``rows.csv`` may hold at most 16 MiB (about 40,000 rows) and must be read
 within ``--read-timeout`` seconds (default 60; a FIFO that never ends stops there).
@@ -35,10 +36,9 @@ from sonarlab.cli.command import CliParser, run
 from sonarlab.cli.progress import Progress
 from sonarlab.core import files
 from sonarlab.core.errors import DataError
-from sonarlab.core.params import IDENTIFIER, ConfigError, read_params
+from sonarlab.core.params import IDENTIFIER, MAX_MC_SAMPLES, ConfigError, read_params
 from sonarlab.core.paths import workspace_paths
 from sonarlab.data import uci
-from sonarlab.data.seeds import mc_dropout_seed
 from sonarlab.design.variants import variant_names
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,8 @@ log = logging.getLogger(__name__)
 
 ROWS_MAX_BYTES = 16 * 2**20  # about 40,000 rows of 60 values
 ROWS_READ_SECONDS = 60.0
-MAX_SAMPLES = 10_000
+MAX_SAMPLES = MAX_MC_SAMPLES
 MAX_SAMPLED_ROWS = 10_000_000  # samples x rows: about 2 minutes of the LSTM's work
-# Samples are drawn as copies of the rows in one batch, each copy with its own dropout
-# masks: up to this many rows a model call, instead of one call a sample.
-SAMPLE_BATCH_ROWS = 16_384
 
 
 def read_rows(path: Path, seconds: float = ROWS_READ_SECONDS) -> np.ndarray:
@@ -73,43 +70,6 @@ def read_rows(path: Path, seconds: float = ROWS_READ_SECONDS) -> np.ndarray:
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
     return X.astype(np.float32)
-
-
-def mc_dropout(model, X: np.ndarray, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std over ``samples`` forward passes with dropout on (``training=True``).
-
-    The masks come from the model's own dropout layers, whose random state is reset
-    from ``seed`` first, so the same seed gives the same masks. Nothing else in these
-    models behaves differently in training mode (no batch norm), so the spread is the
-    dropout's alone. A batch of ``k`` copies of the rows gives ``k`` samples in one call
-    (every row of a batch has masks of its own); the batches' sizes depend only on
-    ``samples`` and the number of rows, so a seed still fixes the result. Mean and std
-    are combined batch by batch (Chan et al.'s pairwise update), in memory of one batch.
-    """
-    import keras
-
-    if samples < 1:
-        raise ValueError(f"samples: got {samples}; allowed: an integer >= 1")
-    # Each dropout layer (and LSTM cell) draws its masks from a SeedGenerator whose
-    # state, [seed, counter], is a variable of the model: reset every one of them.
-    states = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
-    for i, state in enumerate(states):
-        state.assign(np.array([mc_dropout_seed(seed, i), 0], dtype=state.dtype))
-    per_call = max(1, SAMPLE_BATCH_ROWS // len(X))
-    done, mean, m2 = 0, np.zeros(len(X)), np.zeros(len(X))
-    progress = Progress("predict: MC dropout", samples)
-    while done < samples:
-        k = min(per_call, samples - done)
-        out = model(np.tile(X, (k, 1)), training=True)
-        draws = keras.ops.convert_to_numpy(out).reshape(k, len(X)).astype(np.float64)
-        batch_mean = draws.mean(axis=0)
-        delta, total = batch_mean - mean, done + k
-        mean = mean + delta * (k / total)
-        m2 = m2 + ((draws - batch_mean) ** 2).sum(axis=0) + delta**2 * (done * k / total)
-        done = total
-        progress.update(done, f"{done}/{samples} samples")
-    progress.close(f"{samples} samples of {len(X)} rows")
-    return mean, np.sqrt(m2 / samples)
 
 
 def predict(
@@ -142,11 +102,14 @@ def predict(
     import keras
 
     from sonarlab.training.model import predict_proba
+    from sonarlab.training.sampling import mc_dropout
 
     model = keras.saving.load_model(model_path, compile=False)  # inference only
     table = pd.DataFrame({"p_mine": predict_proba(model, X).astype(np.float64)})
     if samples:
-        table["mc_mean"], table["mc_std"] = mc_dropout(model, X, samples, seed)
+        progress = Progress("predict: MC dropout", samples)
+        table["mc_mean"], table["mc_std"] = mc_dropout(model, X, samples, seed, progress)
+        progress.close(f"{samples} samples of {len(X)} rows")
     table.index.name = "row"
     csv = files.CsvFormat({"row": "int64", **dict.fromkeys(table.columns, "float64")}, "row")
     if output is None:

@@ -15,8 +15,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sonarlab.data import uci
+from sonarlab.results import tables
+from sonarlab.results.predictions import split_scores
 from tests.conftest import SHARED_SONAR
 from tests.integration.conftest import BIN, TINY, TINY_SPLITS, ran_stages
+from tests.unit.test_evaluation import EVALUATE_ARTIFACTS
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +81,9 @@ def test_generated_files_are_owned_by_dvc_not_git(reproduced):
         "data/raw/sonar.csv",
         "data/prepared/folds.csv",
         "reports/summary.md",
-        *(f"results/{v}/{f}" for v in VARIANTS for f in ("model.keras", "folds.csv")),
-    ]
+        *(f"results/{v}/{f}" for v in VARIANTS
+          for f in ("model.keras", "folds.csv", "predictions.csv")),
+    ]  # fmt: skip
     kept = [
         "reports/fold_accuracy.csv",
         *(f"results/{v}/{f}" for v in VARIANTS for f in ("metrics.json", "curves.csv")),
@@ -94,6 +98,27 @@ def test_generated_files_are_owned_by_dvc_not_git(reproduced):
     # and the outputs git is to keep appear.
     assert all(ln.endswith(("dvc.lock", ".gitignore")) or ln[3:] in kept
                for ln in status.splitlines()), status  # fmt: skip
+
+
+MC_KEYS = {
+    "mc_dropout_seconds",
+    *(f"mc_{m}_mean" for m in ("accuracy", "log_loss", "brier", "roc_auc")),
+    *(f"mc_delta_{m}{part}" for m in ("accuracy", "log_loss", "brier", "roc_auc")
+      for part in ("", "_ci_low", "_ci_high", "_p")),
+}  # fmt: skip
+
+
+def test_predictions_hold_every_held_out_row_and_mc_dropout_where_there_is_dropout(reproduced):
+    project, _ = reproduced
+    for v in VARIANTS:
+        table = tables.PREDICTIONS.read(project.root / "results" / v / "predictions.csv")
+        assert len(table) == 208 * TINY["repeats"], v
+        assert table["p_mc"].isna().all() == (v == "baseline"), v
+        # its standard pass gives folds.csv's scores (folds.csv keeps 6 digits)
+        folds = tables.FOLDS.read(project.root / "results" / v / "folds.csv")
+        scores = split_scores(table.assign(p=table["p"].to_numpy(np.float32).astype(float)))
+        for m in ("accuracy", "roc_auc", "log_loss", "brier"):
+            np.testing.assert_allclose(scores[m], folds[m], rtol=1e-5, err_msg=f"{v} {m}")
 
 
 REPORT_FIGURES = ["fold_accuracy.png", "differences.png", "overfitting.png"]
@@ -210,8 +235,13 @@ def test_store_holds_a_parent_run_per_variant_with_nested_folds(reproduced):
         # the wall time goes to MLflow only: no DVC output changes with the machine's speed
         assert "seconds" not in m and run.data.metrics["seconds"] > 0
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"folds.csv", "learning_curves.png", "curves.csv", "metrics.json",
-                "params.json"} <= artifacts  # fmt: skip
+        assert {"folds.csv", "predictions.csv", "learning_curves.png", "curves.csv",
+                "metrics.json", "params.json", *EVALUATE_ARTIFACTS} <= artifacts  # fmt: skip
+        # MLflow's evaluation of the pooled held-out predictions, and MC dropout against
+        # the standard pass for the variants with dropout (baseline has none)
+        assert 0 <= run.data.metrics["pooled_roc_auc"] <= 1
+        mc = {k for k in run.data.metrics if k.startswith("mc_")}
+        assert mc == (set() if name == "baseline" else MC_KEYS), name
         folds = children(client, run)
         assert len(folds) == TINY_SPLITS
         for fold in folds:

@@ -35,6 +35,7 @@ def complete(path: Path) -> bool:
     readers = {
         "metrics.json": tables.read_metrics,
         "folds.csv": tables.FOLDS.read,
+        "predictions.csv": tables.PREDICTIONS.read,
         "curves.csv": tables.CURVES.read,
         "learning_curves.png": matplotlib.image.imread,
         "model.keras": whole_zip,

@@ -101,6 +101,9 @@ def test_invalid_variant_names_key_value_and_what_is_allowed(params, path, value
         ("cv.repeats", 0, "cv.repeats: got 0"),
         ("cv.seed", True, "cv.seed: got True; allowed: an integer"),
         ("cv.shuffle", True, "cv.shuffle: got True; unknown key"),
+        ("cv.mc_samples", 0, "cv.mc_samples: got 0; allowed: an integer from 1 to 10000"),
+        ("cv.mc_samples", 10_001, "cv.mc_samples: got 10001; allowed: an integer from 1 to 10000"),
+        ("cv.mc_samples", 2.5, "cv.mc_samples: got 2.5; allowed: an integer"),
     ],
 )
 def test_invalid_cv_section(params, path, value, message):

@@ -14,6 +14,7 @@ from sonarlab import predict
 from sonarlab.core.params import read_params
 from sonarlab.data.folds import Scaler
 from sonarlab.design.variants import load_variant
+from sonarlab.training import sampling
 from sonarlab.training.model import build_model, predict_proba
 from tests.conftest import ROOT, sonar_csv_text, synthetic_sonar
 
@@ -33,18 +34,18 @@ def test_inference_is_deterministic_and_dropout_on_varies(name):
     first = np.asarray(model(X, training=True)).ravel()
     second = np.asarray(model(X, training=True)).ravel()
     assert not np.allclose(first, second)
-    mean, std = predict.mc_dropout(model, X, samples=20, seed=3)
+    mean, std = sampling.mc_dropout(model, X, samples=20, seed=3)
     assert (std > 0).all() and mean.shape == std.shape == (len(X),)
     # the same seed gives the same masks; another seed other masks
-    again = predict.mc_dropout(model, X, samples=20, seed=3)
+    again = sampling.mc_dropout(model, X, samples=20, seed=3)
     np.testing.assert_array_equal(mean, again[0])
     np.testing.assert_array_equal(std, again[1])
-    assert not np.allclose(std, predict.mc_dropout(model, X, samples=20, seed=4)[1])
+    assert not np.allclose(std, sampling.mc_dropout(model, X, samples=20, seed=4)[1])
 
 
 def test_without_dropout_mc_sampling_has_no_spread():
     model = model_of("baseline")
-    mean, std = predict.mc_dropout(model, X, samples=5, seed=0)
+    mean, std = sampling.mc_dropout(model, X, samples=5, seed=0)
     np.testing.assert_allclose(std, 0.0, atol=1e-12)
     np.testing.assert_allclose(mean, predict_proba(model, X), rtol=1e-6)
 
@@ -124,9 +125,9 @@ class _FreshDraws:
 
 
 def test_mc_statistics_combined_batch_by_batch_equal_those_of_all_draws(monkeypatch):
-    monkeypatch.setattr(predict, "SAMPLE_BATCH_ROWS", 10)  # 3 samples of 3 rows a call
+    monkeypatch.setattr(sampling, "SAMPLE_BATCH_ROWS", 10)  # 3 samples of 3 rows a call
     model = _FreshDraws()
-    mean, std = predict.mc_dropout(model, X[:3], samples=100, seed=0)
+    mean, std = sampling.mc_dropout(model, X[:3], samples=100, seed=0)
     assert [len(c) for c in model.calls] == [9] * 33 + [3]
     draws = np.concatenate([c.reshape(-1, 3) for c in model.calls])
     assert draws.shape == (100, 3)

@@ -18,8 +18,10 @@ from sonarlab.training.outcomes import FoldResult, mean_curves, per_split, rows_
 def fold(repeat, k, acc, epochs=3):
     split = Split(repeat, k, np.arange(8) + 2 * k, np.array([0, 1]) + 2 * k)
     curves = {key: list(np.linspace(0.1 * (k + 1), 1, epochs)) for key in CURVE_KEYS}
-    metrics = {"accuracy": acc, "roc_auc": 0.75, "log_loss": 0.5 + k / 7}
-    return FoldResult(split, curves, np.zeros(2), np.zeros(2), {"accuracy": 1.0}, metrics, 0.25)
+    metrics = {"accuracy": acc, "roc_auc": 0.75, "log_loss": 0.5 + k / 7, "brier": 0.2 + k / 50}
+    return FoldResult(
+        split, curves, np.zeros(2), np.zeros(2), {"accuracy": 1.0}, metrics, 0.25, weights=[]
+    )
 
 
 FOLDS = [fold(0, 0, 0.5), fold(0, 1, 1.0), fold(1, 0, 0.5)]

@@ -102,6 +102,10 @@ class VariantPaths:
         return self.root / "curves.csv"
 
     @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.csv"
+
+    @property
     def learning_curves(self) -> Path:
         return self.root / "learning_curves.png"
 
@@ -111,7 +115,10 @@ class VariantPaths:
 
     @property
     def outputs(self) -> list[Path]:
-        return [self.metrics, self.folds, self.curves, self.learning_curves, self.model]
+        return [
+            self.metrics, self.folds, self.predictions, self.curves, self.learning_curves,
+            self.model,
+        ]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,20 @@
 """Stage ``cv@<variant>``: cross-validate one variant, train its final model, log to MLflow.
 
 Reads: ``data/raw/sonar.csv``, ``data/prepared/{folds.csv,scalers.json}``; params
-``cv``, ``mlflow`` and ``variants.<variant>``.
+``cv`` (``cv.mc_samples``: the MC-dropout passes), ``mlflow`` and ``variants.<variant>``.
 Writes ``results/<variant>/``: ``metrics.json`` (DVC metrics), ``curves.csv`` (mean
 per-epoch curves across folds, DVC plots), ``folds.csv`` (one row per fold),
-``learning_curves.png`` and ``model.keras`` (the final model, raw rows in).
+``predictions.csv`` (every held-out prediction: one row per repeat and data row, with
+the standard pass ``p`` and, for a variant with dropout, the MC-dropout mean ``p_mc``
+of ``cv.mc_samples`` passes of the same fold's model, each model's passes seeded from
+its own seed; nan without dropout), ``learning_curves.png`` and ``model.keras`` (the
+final model, raw rows in).
 MLflow: one parent run named after the variant, with the data set as its input and
-the final model registered as a version with the alias ``@<variant>``; one child run
-per fold in the experiment ``<experiment>-folds`` (``tracking``).
+the final model registered as a version with the alias ``@<variant>``; on it too, MC
+dropout against the standard pass (``mc_*`` metrics, ``tracking.evaluation``) and MLflow's
+own evaluation of the pooled out-of-fold predictions (``pooled_*`` metrics, ROC,
+precision-recall, calibration, lift and confusion-matrix images); one child run per fold
+in the experiment ``<experiment>-folds`` (``tracking``).
 
 Run outside DVC, ``--set KEY=VALUE`` (and ``--epochs``/``--folds``) override
 params.yaml for this run only; the folds are then made in memory if the CV
@@ -38,9 +45,9 @@ from sonarlab.design.variants import load_variant
 from sonarlab.results import tables
 from sonarlab.results.figures import save_figure
 from sonarlab.results.summary import summarize_folds
-from sonarlab.tracking import runs
+from sonarlab.tracking import evaluation, runs
 from sonarlab.training.figures import learning_curves
-from sonarlab.training.outcomes import mean_curves, per_split
+from sonarlab.training.outcomes import mean_curves, out_of_fold, per_split
 from sonarlab.training.saving import save_model
 
 log = logging.getLogger(__name__)
@@ -106,6 +113,7 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
                 f"({type(exc).__name__}); make {key}.model's layers smaller or its "
                 "batch_size smaller"
             ) from exc
+        predictions, mc_seconds = held_out_predictions(stage, variant, cv, sonar, prepared, result)
         table = per_split(result.folds)
         metrics = {
             **summarize_folds(table).metrics(),
@@ -118,28 +126,52 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
             curves, result.final.model, runs.registered_model_name(experiment), variant_name,
             register=not overrides,
         )  # fmt: skip
+        evaluation.log_mc_dropout(predictions, mc_seconds)
+        evaluation.evaluate_out_of_fold(
+            predictions, outputs.predictions.relative_to(paths.root).as_posix()
+        )
         write_variant_outputs(
             outputs, f"{variant_name}: mean ± std over {len(table)} folds",
-            table, curves, metrics, result.final.model,
+            table, predictions, curves, metrics, result.final.model,
         )  # fmt: skip
-        runs.log_outputs([outputs.metrics, outputs.folds, outputs.curves, outputs.learning_curves])
+        runs.log_outputs([outputs.metrics, outputs.folds, outputs.predictions, outputs.curves,
+                          outputs.learning_curves])  # fmt: skip
     progress.close(
         f"accuracy {100 * metrics['accuracy_mean']:.2f}% ({100 * metrics['accuracy_std']:.2f}%)"
     )
+
+
+def held_out_predictions(stage: str, variant, cv, sonar, prepared, result) -> tuple:
+    """Every held-out prediction (``outcomes.out_of_fold``) and the seconds MC dropout took:
+    for a variant with dropout, each fold's model gives its held-out rows' mean over
+    ``cv.mc_samples`` passes with dropout on (``sampling.held_out_mc_means``); without
+    dropout that is the standard pass itself, so ``p_mc`` is nan and no time is spent."""
+    from sonarlab.training.sampling import held_out_mc_means, uses_dropout
+
+    if not uses_dropout(variant):
+        return out_of_fold(result.folds), None
+    t0 = time.perf_counter()
+    progress = Progress(f"{stage}: MC dropout", len(result.folds))
+    p_mc = held_out_mc_means(variant, prepared, sonar.X, result.folds, cv.mc_samples, progress)
+    progress.close(f"{len(result.folds)} folds x {cv.mc_samples} passes")
+    return out_of_fold(result.folds, p_mc), time.perf_counter() - t0
 
 
 def write_variant_outputs(
     out: VariantPaths,
     title: str,
     table,
+    predictions,
     curves,
     metrics: dict[str, float],
     model,
 ) -> None:
     """Every output of ``cv@<variant>``, each written atomically: the metrics, the
-    per-split table, the mean curves and their figure, and the final model."""
+    per-split table, the held-out predictions, the mean curves and their figure, and the
+    final model."""
     tables.write_metrics(out.metrics, metrics)
     tables.FOLDS.write(out.folds, table)
+    tables.PREDICTIONS.write(out.predictions, predictions)
     tables.CURVES.write(out.curves, curves)
     save_figure(learning_curves(curves, title), out.learning_curves)
     save_model(model, out.model)

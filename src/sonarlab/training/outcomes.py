@@ -1,6 +1,7 @@
 """What training a variant produces, whichever engine ran it: each split's
 ``FoldResult`` and the ``FinalResult``, and the tables made from them (``per_split``,
-``mean_curves``). Engine-neutral: no TensorFlow here, the engines import it.
+``mean_curves``, ``out_of_fold``). Engine-neutral: no TensorFlow here, the engines
+import it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class FoldResult:
     train_metrics: dict[str, float]  # final weights, inference mode, training rows
     test_metrics: dict[str, float]
     seconds: float
+    weights: list[np.ndarray]  # trained, in Keras' ``trainable_weights`` order
 
 
 def curve_columns(per_epoch: np.ndarray) -> dict[str, list[float]]:
@@ -43,6 +45,7 @@ def fold_result(split: Split, outcome: Outcome, y: np.ndarray, seconds: float) -
         train_metrics=binary_metrics(y[split.train], outcome.p_train),
         test_metrics=binary_metrics(y[split.test], outcome.p_test),
         seconds=seconds,
+        weights=outcome.weights,
     )
 
 
@@ -96,3 +99,29 @@ def mean_curves(folds: list[FoldResult]) -> pd.DataFrame:
     table = pd.DataFrame(out)
     table.index = pd.RangeIndex(1, len(table) + 1, name="epoch")
     return table
+
+
+def out_of_fold(folds: list[FoldResult], p_mc: list[np.ndarray] | None = None) -> pd.DataFrame:
+    """Every held-out prediction (``tables.PREDICTIONS``' rows), sorted by repeat, fold
+    and row: each split's rows with their label (mine 1), the standard pass ``p``
+    (inference mode, the engine's own) and ``p_mc``, the MC-dropout mean of each fold
+    (``p_mc[i]`` for ``folds[i]``, in its ``split.test`` order; nan without it)."""
+    if p_mc is not None and len(p_mc) != len(folds):
+        raise ValueError(f"{len(p_mc)} MC-dropout arrays for {len(folds)} folds")
+    parts = []
+    for i, f in enumerate(folds):
+        n = len(f.split.test)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "repeat": np.full(n, f.split.repeat, dtype=np.int64),
+                    "fold": np.full(n, f.split.fold, dtype=np.int64),
+                    "row": np.asarray(f.split.test, dtype=np.int64),
+                    "label": np.asarray(f.y_test).astype(np.int64),
+                    "p": np.asarray(f.p_test, dtype=np.float64),
+                    "p_mc": np.full(n, np.nan) if p_mc is None else np.asarray(p_mc[i], np.float64),
+                }
+            )
+        )
+    table = pd.concat(parts, ignore_index=True)
+    return table.sort_values(["repeat", "fold", "row"], kind="stable", ignore_index=True)

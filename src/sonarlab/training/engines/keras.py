@@ -95,6 +95,7 @@ def train_fold(
         train_metrics=binary_metrics(ytr, predict_proba(model, Xtr)),
         test_metrics=binary_metrics(yte, p_test),
         seconds=time.perf_counter() - t0,
+        weights=[w.numpy() for w in model.trainable_weights],
     )
 
 
