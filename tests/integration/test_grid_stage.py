@@ -9,7 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sonarlab.results.summary import SUMMARY_KEYS
-from tests.integration.conftest import BIN, TINY_SPLITS
+from sonarlab.results.tables import VERSUS_REFERENCE
+from tests.integration.conftest import BIN, TINY, TINY_SPLITS
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ def test_each_default_grid_writes_its_trials_splits_metrics_and_figure(reproduce
                        ("hidden_dropout", "model.hidden_dropout")):  # fmt: skip
         out = project.root / "results" / "grid" / name
         t = trials(project, name)
-        assert list(t.columns) == ["trial", axis, *SUMMARY_KEYS]
+        assert list(t.columns) == ["trial", axis, *SUMMARY_KEYS, "ece", *VERSUS_REFERENCE]
         assert t[axis].tolist() == RATES and (t["n_folds"] == TINY_SPLITS).all()
         assert (t["accuracy_ci_low"] <= t["accuracy_mean"]).all()
         assert (t["accuracy_mean"] <= t["accuracy_ci_high"]).all()
@@ -34,9 +35,20 @@ def test_each_default_grid_writes_its_trials_splits_metrics_and_figure(reproduce
         assert len(splits) == len(RATES) * TINY_SPLITS
         assert sorted(splits["trial"].unique()) == list(range(len(RATES)))
         metrics = json.loads((out / "metrics.json").read_text())
-        best = t.loc[t["log_loss_mean"].idxmin()]
-        assert metrics["n_trials"] == 6 and metrics["best"]["trial"] == best["trial"]
-        assert metrics["best"][axis] == best[axis]
+        assert metrics["n_trials"] == 6
+        assert metrics["n_beat_reference"] == t["beats_reference"].sum()
+        assert 0.2 < metrics["reference"]["brier_mean"] < 0.3  # the base rate's Brier
+        eligible = t[t["beats_reference"] == 1]
+        if eligible.empty:  # the rule names no best trial at chance level
+            assert metrics["best"] is None and metrics["best_corrected"] is None
+        else:  # the lowest mean Brier among the trials that beat the reference
+            best = eligible.loc[eligible["brier_mean"].idxmin()]
+            assert metrics["best"]["trial"] == best["trial"]
+            assert metrics["best"][axis] == best[axis]
+            assert set(metrics["best_corrected"]) >= {"accuracy_mean", "brier_ci_high"}
+        oof = pd.read_csv(out / "predictions.csv")
+        assert len(oof) == 208 * TINY["repeats"]
+        assert list(oof.columns[4:]) == [f"p_{i}" for i in range(6)]
         assert (out / "grid.png").read_bytes().startswith(b"\x89PNG")
     shown = json.loads(project.dvc("metrics", "show", "--json").stdout)[""]["data"]
     assert shown["results/grid/hidden_dropout/metrics.json"]["data"]["n_trials"] == 6
@@ -71,7 +83,8 @@ def test_mlflow_holds_a_parent_run_per_grid_and_a_child_run_per_trial(reproduced
     assert parent.data.params["axes"] == "model.hidden_dropout"
     assert parent.data.metrics["n_trials"] == 6
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"trials.csv", "splits.csv", "metrics.json", "grid.png"} <= artifacts
+    assert {"trials.csv", "splits.csv", "predictions.csv", "metrics.json", "grid.png"} <= artifacts
+    assert "n_beat_reference" in parent.data.metrics and "no_skill_brier_mean" in parent.data.metrics
     trials = client.get_experiment_by_name("sonar-dropout-trials")  # off the first page
     kids = client.search_runs(
         [trials.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"

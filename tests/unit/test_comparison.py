@@ -9,6 +9,7 @@ import pytest
 from sonarlab.report import comparison
 from sonarlab.report.page import html_table, markdown_table
 from sonarlab.results import stats
+from sonarlab.selection import reference, rule
 
 
 def folds(accuracies, n_train=18, n_test=2, folds_per_repeat=5, seed=7):
@@ -21,7 +22,7 @@ def folds(accuracies, n_train=18, n_test=2, folds_per_repeat=5, seed=7):
             "n_train": n_train, "n_test": n_test,
             "test_rows": [f"{seed}:{i}" for i in range(n)],
             "accuracy": accuracies, "roc_auc": 0.9, "log_loss": 0.4,
-            "train_accuracy": 1.0,
+            "brier": [0.12 + 0.01 * (i % 3) for i in range(n)], "train_accuracy": 1.0,
         }
     )  # fmt: skip
 
@@ -68,12 +69,17 @@ def test_findings_say_where_the_tutorial_falls_and_what_the_test_says():
     assert "log loss +0.000 [+0.000, +0.000], Holm-adjusted p 1.000: not significant" in text
     # the tutorial's -2.52 pp is far from our +8 pp
     assert "[+8.00 pp, +8.00 pp], excludes it" in text
-    table = markdown_table(comparison.variants_table(rows, "baseline"))
+    tables = {"baseline": folds(base), "visible": folds(visible)}
+    judged = assessment(tables)
+    ece = {"baseline": 0.1, "visible": 0.05, reference.NAME: 0.0}
+    table = markdown_table(comparison.variants_table(rows, "baseline", judged, ece))
     header, rule, *body = [[c.strip() for c in line.strip("|").split("|")]
                            for line in table.splitlines()]  # fmt: skip
     assert header[:3] == ["variant", "accuracy mean (std)", "95% CI"]
     assert set("".join(rule)) <= {"-", ":"} and len(rule) == len(header)
     assert body[1][:2] == ["visible", "94.00% (1.41%)"]
+    assert body[2][0] == "no-skill (reference)" and body[2][5].startswith("0.250 [")
+    assert body[1][7].startswith("better: -0.1")  # Brier 0.13 vs the reference's 0.25
     html = html_table(comparison.tutorial_table(rows))
     assert html.count("<tr") == 3 and "<td>no</td>" in html
 
@@ -128,27 +134,54 @@ def test_the_tutorial_is_compared_only_with_variants_made_with_its_settings():
     assert list(same) == ["yes", "no: model.input_dropout 0.5 (tutorial 0.2)"]
 
 
-def with_losses(losses: dict[str, float]):
-    tables = {}
-    for name, loss in losses.items():
-        table = folds(BASE)
-        table["log_loss"] = loss
-        tables[name] = table
-    return comparison.compare(tables, next(iter(losses)))
+def reference_scores(brier: float = 0.25) -> pd.DataFrame:
+    """A no-skill reference's per-split scores on ``folds``' splits."""
+    table = folds(BASE)[["repeat", "fold", "n_train", "n_test"]]
+    return table.assign(accuracy=0.5, roc_auc=0.5, log_loss=0.69, brier=brier)
 
 
-def test_the_champion_has_the_lowest_mean_log_loss_and_a_nan_never_wins():
-    rows = with_losses({"baseline": 0.5, "a": 0.3, "diverged": float("nan"), "b": 0.4})
-    assert comparison.champion(rows).name == "a"
-    (sentence, caveat) = comparison.champion_sentences(rows)
-    assert "@champion names a's final model" in sentence and "0.300" in sentence
+def assessment(tables, brier: float = 0.25) -> rule.Assessment:
+    ref = reference_scores(brier)
+    choice = rule.choose(tables, ref)
+    corrected = None
+    if choice.chosen is not None:
+        corrected = {m: rule.Corrected(0.8, 0.7, 0.9) for m in rule.BBC_METRICS}
+    return rule.Assessment(choice, ref, corrected)
+
+
+def test_the_champion_is_the_rules_choice_and_the_sentences_give_both_estimates():
+    tables = {"baseline": folds(BASE), "a": folds(BETTER)}
+    tables["a"]["brier"] = 0.10  # the lowest mean Brier
+    rows = comparison.compare(tables, "baseline")
+    judged = assessment(tables)
+    assert judged.choice.chosen == "a"
+    (sentence, corrected, caveat) = comparison.champion_sentences(rows, judged)
+    assert "@champion names a's final model" in sentence and "Brier score (0.100)" in sentence
+    assert "2 of 2 variants that beat the no-skill reference (0.250)" in sentence
+    assert "it is 80.00% [70.00%, 90.00%]" in corrected
     assert "not a claim" in caveat
 
 
-def test_a_tie_goes_to_the_first_variant_in_params_order():
-    assert comparison.champion(with_losses({"baseline": 0.4, "x": 0.3, "y": 0.3})).name == "x"
+def test_no_variant_that_beats_the_reference_no_champion():
+    tables = {"baseline": folds(BASE)}
+    rows = comparison.compare(tables, "baseline")
+    judged = assessment(tables, brier=0.12)  # the reference is as good as the baseline
+    assert judged.choice.chosen is None
+    (sentence,) = comparison.champion_sentences(rows, judged)
+    assert "No variant beats the no-skill reference" in sentence and "not set" in sentence
+    table = comparison.selection_table(rows, judged, [])
+    assert table.iloc[0].tolist()[:4] == ["variants", "1", "0", "none"]
+    text = " ".join(comparison.skill_findings(rows, judged))
+    assert "No better than chance by that test: baseline." in text
 
 
-def test_no_finite_loss_no_champion():
-    with pytest.raises(ValueError, match="no variant has a finite mean held-out log loss"):
-        comparison.champion(with_losses({"baseline": float("nan")}))
+def test_mc_dropout_is_tabled_and_worded_per_variant():
+    a, b = [0.3 + 0.01 * (i % 4) for i in range(10)], [0.35 + 0.01 * (i % 3) for i in range(10)]
+    test = stats.corrected_paired_ttest(a, b, 18, 2)
+    mc = {"hidden": {m: test for m in comparison.MC_METRICS}}
+    table = comparison.mc_table(mc, 50)
+    assert table.iloc[0, :2].tolist() == ["hidden", "50"]
+    (line,) = comparison.mc_findings(mc, 50)
+    assert line.startswith("hidden, MC dropout (50 passes) minus the standard pass: log loss -0.")
+    assert "log loss" in line and ": better" in line  # lower loss
+    assert comparison.mc_findings({}, 50) == ["No variant has dropout: MC dropout was not measured."]

@@ -31,3 +31,21 @@ def test_missing_results_name_the_file(workspace, caplog):
     assert report.main([]) == 1
     assert "results/baseline/folds.csv" in caplog.text
     assert not (workspace / "mlflow.db").exists()
+
+
+def test_the_champion_alias_is_removed_when_no_variant_may_be_served(tmp_path):
+    """``runs.clear_champion`` on a real store: the alias goes, the versions stay."""
+    from mlflow.tracking import MlflowClient
+
+    from sonarlab.tracking import runs
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client.create_registered_model("m")
+    version = client.create_model_version("m", source=str(tmp_path / "model")).version
+    client.set_registered_model_alias("m", "baseline", version)
+    assert runs.set_champion(client, "m", "baseline") == version
+    assert client.get_model_version_by_alias("m", "champion").version == version
+    assert runs.clear_champion(client, "m") is True
+    assert "champion" not in client.get_registered_model("m").aliases
+    assert client.get_model_version_by_alias("m", "baseline").version == version
+    assert runs.clear_champion(client, "m") is False  # nothing to remove

@@ -17,7 +17,7 @@ import re
 import reprlib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -248,12 +248,18 @@ def load_protocol(params: Mapping[str, Any]) -> CVConfig:
     """``cv.folds``, ``cv.repeats`` and ``cv.seed`` alone: the splits, for the stages that
     make or read them but never train with ``cv.engine`` (so they neither read nor
     declare it). The other keys keep their defaults."""
+    return load_cv_keys(params, PROTOCOL_KEYS)
+
+
+def load_cv_keys(params: Mapping[str, Any], keys: Sequence[str]) -> CVConfig:
+    """The ``cv`` section with only ``keys`` read (and validated): the others keep their
+    defaults, so a stage reads, and declares, just what it uses."""
     if "cv" not in params:
         reject("cv", "<missing>", "this section is required in params.yaml")
     section = params["cv"] if params["cv"] is not None else {}
     if not isinstance(section, Mapping):
         reject("cv", section, f"allowed: a mapping with keys {', '.join(_field_names(CVConfig))}")
-    return build_config(CVConfig, {k: section[k] for k in PROTOCOL_KEYS if k in section}, "cv")
+    return build_config(CVConfig, {k: section[k] for k in keys if k in section}, "cv")
 
 
 def plain(value: Any) -> Any:

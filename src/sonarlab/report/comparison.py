@@ -10,7 +10,6 @@ display cells, rendered as Markdown and as HTML by the report.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sonarlab.results import stats
+from sonarlab.selection import reference, rule
 from sonarlab.results.metrics import METRICS
 from sonarlab.results.summary import Summary, split_sizes, summarize_folds
 
@@ -67,6 +67,8 @@ class VariantStats:
     p_holm: float | None = None  # versus.p adjusted (Holm) over all variants' comparisons
     log_loss_versus: stats.PairedTest | None = None  # log loss minus the baseline's
     log_loss_p_holm: float | None = None
+    brier_versus: stats.PairedTest | None = None  # Brier score minus the baseline's
+    brier_p_holm: float | None = None
 
     @property
     def accuracy(self) -> stats.Interval:
@@ -89,14 +91,14 @@ def compare(tables: Mapping[str, pd.DataFrame], baseline: str) -> list[VariantSt
                 f"{name} was not scored on the same splits as {baseline}; re-run "
                 "`dvc repro` so that every variant uses data/prepared"
             )
-        versus = log_loss_versus = None
+        versus = log_loss_versus = brier_versus = None
         if name != baseline:
-            versus, log_loss_versus = (
+            versus, log_loss_versus, brier_versus = (
                 stats.corrected_paired_ttest(
                     table[m].to_numpy(np.float64), reference[m].to_numpy(np.float64),
                     n_train, n_test,
                 )
-                for m in ("accuracy", "log_loss")
+                for m in ("accuracy", "log_loss", "brier")
             )  # fmt: skip
         out.append(
             VariantStats(
@@ -104,6 +106,7 @@ def compare(tables: Mapping[str, pd.DataFrame], baseline: str) -> list[VariantSt
                 summary=summarize_folds(table),
                 versus=versus,
                 log_loss_versus=log_loss_versus,
+                brier_versus=brier_versus,
             )
         )
     return _with_holm(out)
@@ -113,12 +116,19 @@ def _with_holm(rows: list[VariantStats]) -> list[VariantStats]:
     """Add Holm-adjusted p-values: k variants against one baseline are k tests at once."""
     tested = [r.name for r in rows if r.versus is not None]
     by_name = {r.name: r for r in rows}
-    acc = stats.holm([by_name[n].versus.p for n in tested])
-    ll = stats.holm([by_name[n].log_loss_versus.p for n in tested])
-    acc, ll = dict(zip(tested, acc, strict=True)), dict(zip(tested, ll, strict=True))
+    adjusted = {
+        field: dict(zip(tested, stats.holm([getattr(by_name[n], field).p for n in tested]),
+                        strict=True))
+        for field in ("versus", "log_loss_versus", "brier_versus")
+    }  # fmt: skip
     return [
-        dataclasses.replace(r, p_holm=acc.get(r.name), log_loss_p_holm=ll.get(r.name)) for r in rows
-    ]
+        dataclasses.replace(
+            r, p_holm=adjusted["versus"].get(r.name),
+            log_loss_p_holm=adjusted["log_loss_versus"].get(r.name),
+            brier_p_holm=adjusted["brier_versus"].get(r.name),
+        )
+        for r in rows
+    ]  # fmt: skip
 
 
 # --- wording --------------------------------------------------------------------------
@@ -153,48 +163,90 @@ def _table(header: list[str], body: list[list[str]]) -> pd.DataFrame:
     return pd.DataFrame(body, columns=header, dtype=object)
 
 
-def variants_table(rows: Sequence[VariantStats], baseline: str) -> pd.DataFrame:
+def _estimate(est: stats.Interval, digits: int = 3) -> str:
+    return f"{est.mean:.{digits}f} [{est.low:.{digits}f}, {est.high:.{digits}f}]"
+
+
+def _signed(test: stats.PairedTest) -> str:
+    return f"{test.mean:+.3f} [{test.low:+.3f}, {test.high:+.3f}]"
+
+
+def skill_cell(verdict: rule.Verdict) -> str:
+    """A candidate against the no-skill reference, by the rule's Brier test."""
+    if verdict.versus_reference is None:
+        return "diverged (NaN)"
+    word = "better" if verdict.beats_reference else "no better than no-skill"
+    return f"{word}: {_signed(verdict.versus_reference)}"
+
+
+def reference_estimates(assessment: rule.Assessment) -> dict[str, stats.Interval]:
+    """The no-skill reference's mean and corrected interval of every metric."""
+    ref = assessment.reference
+    n_train, n_test = split_sizes(ref)
+    return {m: stats.interval(ref[m].to_numpy(np.float64), n_train, n_test) for m in METRICS}
+
+
+def variants_table(
+    rows: Sequence[VariantStats],
+    baseline: str,
+    assessment: rule.Assessment,
+    ece: Mapping[str, float],
+) -> pd.DataFrame:
+    """One row per variant and one for the no-skill reference (``ece``: each one's
+    expected calibration error, the reference's under ``reference.NAME``)."""
     header = [
         "variant", "accuracy mean (std)", "95% CI", "ROC AUC [95% CI]", "log loss [95% CI]",
-        "train − held-out accuracy", f"Δ accuracy vs {baseline} [95% CI]", "p (Holm)", "folds",
+        "Brier [95% CI]", "ECE", "Δ Brier vs no-skill [95% CI]", "train − held-out accuracy",
+        f"Δ accuracy vs {baseline} [95% CI]", "p (Holm)", "folds",
     ]  # fmt: skip
     body = []
     for r in rows:
-        acc, auc, ll = (r.summary.estimates[m] for m in METRICS)
+        acc, auc, ll, brier = (r.summary.estimates[m] for m in METRICS)
         n, repeats = r.summary.n_splits, r.summary.repeats
         body.append(
             [
                 r.name,
                 f"{pct(acc.mean)} ({pct(acc.std)})",
                 ci(acc.low, acc.high),
-                f"{auc.mean:.3f} [{auc.low:.3f}, {auc.high:.3f}]",
-                f"{ll.mean:.3f} [{ll.low:.3f}, {ll.high:.3f}]",
+                _estimate(auc), _estimate(ll), _estimate(brier), f"{ece[r.name]:.3f}",
+                skill_cell(assessment.choice.verdict(r.name)),
                 pp(r.summary.gap),
                 "—" if r.versus is None else f"{pp(r.versus.mean)} {ci(*r.versus.bounds, pp)}",
                 "—" if r.versus is None else f"{p_value(r.versus.p)} ({p_value(r.p_holm)})",
                 f"{n} ({repeats} × {n // repeats})",
             ]
         )  # fmt: skip
+    ref = reference_estimates(assessment)
+    acc = ref["accuracy"]
+    body.append(
+        [
+            f"{reference.NAME} (reference)", f"{pct(acc.mean)} ({pct(acc.std)})",
+            ci(acc.low, acc.high), _estimate(ref["roc_auc"]), _estimate(ref["log_loss"]),
+            _estimate(ref["brier"]), f"{ece[reference.NAME]:.3f}", "—", "—", "—", "—",
+            body[0][-1] if body else "—",
+        ]
+    )  # fmt: skip
     return _table(header, body)
 
 
 def paired_table(rows: Sequence[VariantStats], baseline: str) -> pd.DataFrame:
-    """Each variant minus the baseline, split by split: accuracy and log loss."""
+    """Each variant minus the baseline, split by split: accuracy, log loss and Brier."""
     header = [
         "variant", f"Δ accuracy vs {baseline} [95% CI]", "p", "p (Holm)",
         f"Δ log loss vs {baseline} [95% CI]", "p", "p (Holm)",
+        f"Δ Brier vs {baseline} [95% CI]", "p", "p (Holm)",
     ]  # fmt: skip
     body = []
     for r in rows:
         if r.versus is None:
             continue
-        a, ll = r.versus, r.log_loss_versus
+        a, ll, br = r.versus, r.log_loss_versus, r.brier_versus
         body.append(
             [
                 r.name,
                 f"{pp(a.mean)} {ci(a.low, a.high, pp)}", p_value(a.p), p_value(r.p_holm),
-                f"{ll.mean:+.3f} [{ll.low:+.3f}, {ll.high:+.3f}]", p_value(ll.p),
-                p_value(r.log_loss_p_holm),
+                _signed(ll), p_value(ll.p), p_value(r.log_loss_p_holm),
+                _signed(br), p_value(br.p), p_value(r.brier_p_holm),
             ]
         )  # fmt: skip
     return _table(header, body)
@@ -308,59 +360,254 @@ def comparison_metrics(rows: Sequence[VariantStats]) -> dict[str, float]:
                 {f"{r.name}.delta_accuracy": r.versus.mean, f"{r.name}.delta_ci_low": r.versus.low,
                  f"{r.name}.delta_ci_high": r.versus.high, f"{r.name}.p_value": r.versus.p,
                  f"{r.name}.p_value_holm": r.p_holm, f"{r.name}.delta_log_loss": ll.mean,
-                 f"{r.name}.delta_log_loss_p_value_holm": r.log_loss_p_holm}
+                 f"{r.name}.delta_log_loss_p_value_holm": r.log_loss_p_holm,
+                 f"{r.name}.delta_brier": r.brier_versus.mean,
+                 f"{r.name}.delta_brier_p_value_holm": r.brier_p_holm}
             )  # fmt: skip
     return out
 
 
-def champion(rows: Sequence[VariantStats]) -> VariantStats:
-    """The variant whose model the report marks ``@champion``: the lowest mean held-out
-    log loss over the splits (ties: the first in params order; a diverged model's NaN
-    is never picked). A rule for which model to serve, not a significance claim.
-    Raises ``ValueError`` if no variant has a finite mean log loss."""
-    scored = [r for r in rows if math.isfinite(r.summary.estimates["log_loss"].mean)]
-    if not scored:
-        raise ValueError("no variant has a finite mean held-out log loss to pick a champion")
-    return min(scored, key=lambda r: r.summary.estimates["log_loss"].mean)
-
-
-def champion_sentences(rows: Sequence[VariantStats]) -> list[str]:
-    """The report's words on the served model: which variant and by what rule."""
-    best = champion(rows)
-    loss = best.summary.estimates["log_loss"].mean
+def champion_sentences(rows: Sequence[VariantStats], assessment: rule.Assessment) -> list[str]:
+    """The report's words on the served model: which variant, by what rule, and how good
+    it is once the choice is accounted for; or that no variant may be served."""
+    chosen = assessment.choice.chosen
+    eligible = assessment.choice.eligible
+    ref = assessment.reference_means()[rule.SCORE]
+    if chosen is None:
+        return [
+            f"No variant beats the no-skill reference (Brier {ref:.3f}) by the rule's test, "
+            "so none is chosen: the registered model's alias @champion is not set "
+            "(and is removed if an earlier run set it)."
+        ]
+    best = next(r for r in rows if r.name == chosen)
+    brier, acc = best.summary.estimates["brier"], best.accuracy
+    corrected = assessment.corrected
     return [
-        f"The registered model's alias @champion names {best.name}'s final model: the "
-        f"lowest mean held-out log loss ({loss:.3f}) over the {best.summary.n_splits} splits.",
+        f"The registered model's alias @champion names {chosen}'s final model: by the "
+        f"selection rule, the lowest mean held-out Brier score ({brier.mean:.3f}) among the "
+        f"{len(eligible)} of {len(rows)} variants that beat the no-skill reference "
+        f"({ref:.3f}).",
+        f"Its own CV accuracy, {pct(acc.mean)} {ci(acc.low, acc.high)}, is the best of "
+        f"{len(eligible)} noisy scores; corrected for that choice (BBC-CV over those "
+        f"variants, {rule.BOOTSTRAPS} bootstraps), it is "
+        f"{pct(corrected['accuracy'].mean)} {ci(corrected['accuracy'].low, corrected['accuracy'].high)}"
+        f" and its Brier score {corrected['brier'].mean:.3f} "
+        f"[{corrected['brier'].low:.3f}, {corrected['brier'].high:.3f}].",
         "This picks a model to serve; it is not a claim that it is better than the others "
         "(the paired tests above say how sure that would be).",
     ]
 
 
-def grid_sentence(name: str, variant: str, axes: Sequence[str], trials: pd.DataFrame) -> str:
-    """What a grid study shows, in one sentence with its intervals."""
+@dataclass(frozen=True)
+class GridConclusion:
+    """A grid study as the report shows it: its trials (``trials.csv``) and its metrics
+    (``metrics.json``: the no-skill reference, the best trial and its corrected
+    estimates)."""
+
+    name: str
+    variant: str
+    axes: tuple[str, ...]
+    trials: pd.DataFrame
+    metrics: Mapping
+
+
+def _at(row: Mapping, axes: Sequence[str]) -> str:
+    return ", ".join(f"{a} {row[a]:g}" for a in axes)
+
+
+def grid_sentence(grid: GridConclusion) -> str:
+    """What a grid study shows, in a few sentences with their intervals: the range of
+    accuracy, which trials beat the no-skill reference, and the best by the rule with
+    its bias-corrected estimate (or that none may be called best)."""
+    trials, axes, metrics = grid.trials, grid.axes, grid.metrics
     acc = trials["accuracy_mean"]
     low, high = trials.loc[acc.idxmin()], trials.loc[acc.idxmax()]
-    losses = trials["log_loss_mean"]
-    best = trials.loc[losses.idxmin() if losses.notna().any() else trials.index[0]]
-
-    def at(row) -> str:
-        return ", ".join(f"{a} {row[a]:g}" for a in axes)
 
     def acc_ci(row) -> str:
         return f"{pct(row['accuracy_mean'])} {ci(row['accuracy_ci_low'], row['accuracy_ci_high'])}"
 
-    overlap = high["accuracy_ci_low"] <= low["accuracy_ci_high"]
-    diverged = int(losses.isna().sum())
-    return (
-        f"Grid {name} ({len(trials)} trials of {variant}, varying {', '.join(axes)}): mean "
-        f"held-out accuracy ranges from {acc_ci(low)} ({at(low)}) to {acc_ci(high)} "
-        f"({at(high)}); the lowest log loss, {best['log_loss_mean']:.3f} "
-        f"[{best['log_loss_ci_low']:.3f}, {best['log_loss_ci_high']:.3f}], is at {at(best)}. "
-        + (
-            "The intervals of the lowest and the highest accuracy overlap: within this "
-            "grid, the data do not separate the settings by accuracy."
-            if overlap
-            else "The intervals of the lowest and the highest accuracy do not overlap."
-        )
-        + (f" {diverged} trials diverged in training (NaN log loss)." if diverged else "")
+    ref = metrics["reference"]
+    n, beat = len(trials), int(trials["beats_reference"].sum())
+    text = (
+        f"Grid {grid.name} ({n} trials of {grid.variant}, varying {', '.join(axes)}): mean "
+        f"held-out accuracy ranges from {acc_ci(low)} ({_at(low, axes)}) to {acc_ci(high)} "
+        f"({_at(high, axes)}). {beat} of {n} trials beat the no-skill reference (Brier "
+        f"{ref['brier_mean']:.3f}, accuracy {pct(ref['accuracy_mean'])})"
     )
+    chance = trials[trials["beats_reference"] == 0]
+    if len(chance):
+        listed = "; ".join(_at(r, axes) for _, r in chance.head(5).iterrows())
+        more = f" and {len(chance) - 5} more" if len(chance) > 5 else ""
+        text += f"; no better than chance: {listed}{more}"
+    best, corrected = metrics["best"], metrics["best_corrected"]
+    if best is None:
+        text += ". No trial is better than chance, so none is called best."
+    else:
+        text += (
+            f". The best by the selection rule (lowest mean Brier among those) is at "
+            f"{_at(best, axes)}: Brier {best['brier_mean']:.3f} [{best['brier_ci_low']:.3f}, "
+            f"{best['brier_ci_high']:.3f}], accuracy {pct(best['accuracy_mean'])} "
+            f"{ci(best['accuracy_ci_low'], best['accuracy_ci_high'])}; corrected for the choice "
+            f"(BBC-CV), accuracy {pct(corrected['accuracy_mean'])} "
+            f"{ci(corrected['accuracy_ci_low'], corrected['accuracy_ci_high'])}."
+        )
+    overlap = high["accuracy_ci_low"] <= low["accuracy_ci_high"]
+    text += (
+        " The intervals of the lowest and the highest accuracy overlap: within this grid, "
+        "the data do not separate the settings by accuracy."
+        if overlap
+        else " The intervals of the lowest and the highest accuracy do not overlap."
+    )
+    diverged = int(trials["brier_mean"].isna().sum())
+    return text + (f" {diverged} trials diverged in training (NaN scores)." if diverged else "")
+
+
+def selection_table(
+    rows: Sequence[VariantStats],
+    assessment: rule.Assessment,
+    grids: Sequence[GridConclusion],
+) -> pd.DataFrame:
+    """Every choice the pipeline makes (the champion among the variants, each grid's best
+    trial): the chosen one's naive CV estimate beside the bias-corrected one."""
+    header = [
+        "choice among", "candidates", "beat no-skill", "chosen", "accuracy: naive [95% CI]",
+        "accuracy: BBC-CV [95% CI]", "Brier: naive [95% CI]", "Brier: BBC-CV [95% CI]",
+    ]  # fmt: skip
+    body = []
+    chosen = assessment.choice.chosen
+    if chosen is None:
+        body.append(["variants", str(len(rows)), "0", "none", "—", "—", "—", "—"])
+    else:
+        est = next(r for r in rows if r.name == chosen).summary.estimates
+        acc, brier = est["accuracy"], est["brier"]
+        c = assessment.corrected
+        body.append(
+            [
+                "variants (@champion)", str(len(rows)), str(len(assessment.choice.eligible)),
+                chosen, f"{pct(acc.mean)} {ci(acc.low, acc.high)}",
+                f"{pct(c['accuracy'].mean)} {ci(c['accuracy'].low, c['accuracy'].high)}",
+                _estimate(brier), f"{c['brier'].mean:.3f} [{c['brier'].low:.3f}, {c['brier'].high:.3f}]",
+            ]
+        )  # fmt: skip
+    for g in grids:
+        m, n = g.metrics, str(len(g.trials))
+        best, c = m["best"], m["best_corrected"]
+        if best is None:
+            body.append([f"grid {g.name}", n, "0", "none", "—", "—", "—", "—"])
+            continue
+        body.append(
+            [
+                f"grid {g.name}", n, str(m["n_beat_reference"]), f"#{best['trial']}: {_at(best, g.axes)}",
+                f"{pct(best['accuracy_mean'])} {ci(best['accuracy_ci_low'], best['accuracy_ci_high'])}",
+                f"{pct(c['accuracy_mean'])} {ci(c['accuracy_ci_low'], c['accuracy_ci_high'])}",
+                f"{best['brier_mean']:.3f} [{best['brier_ci_low']:.3f}, {best['brier_ci_high']:.3f}]",
+                f"{c['brier_mean']:.3f} [{c['brier_ci_low']:.3f}, {c['brier_ci_high']:.3f}]",
+            ]
+        )  # fmt: skip
+    return _table(header, body)
+
+
+MC_METRICS = ("log_loss", "brier", "accuracy")
+
+
+def mc_table(mc: Mapping[str, Mapping[str, stats.PairedTest]], samples: int) -> pd.DataFrame:
+    """MC dropout (``samples`` stochastic passes, averaged) minus the standard
+    weight-scaled pass, paired split by split, for every variant with dropout."""
+    header = ["variant", "passes"]
+    for m in MC_METRICS:
+        header += [f"Δ {m.replace('_', ' ')} (MC − standard) [95% CI]", "p"]
+    body = []
+    for name, tests in mc.items():
+        cells = [name, str(samples)]
+        for m in MC_METRICS:
+            t = tests[m]
+            cells += [pp(t.mean) + " " + ci(t.low, t.high, pp) if m == "accuracy" else _signed(t),
+                      p_value(t.p)]  # fmt: skip
+        body.append(cells)
+    return _table(header, body)
+
+
+def skill_findings(rows: Sequence[VariantStats], assessment: rule.Assessment) -> list[str]:
+    """The no-skill reference, and which variants are no better than it."""
+    ref = reference_estimates(assessment)
+    out = [
+        f"The no-skill reference (each split's training share of mines, for every row) "
+        f"scores accuracy {pct(ref['accuracy'].mean)}, Brier {ref['brier'].mean:.3f} and log "
+        f"loss {ref['log_loss'].mean:.3f}. A variant beats it when the corrected paired "
+        "t-test of its Brier score minus the reference's has a 95% interval below zero."
+    ]
+    weak = [r.name for r in rows if not assessment.choice.verdict(r.name).beats_reference]
+    out.append(
+        f"No better than chance by that test: {', '.join(weak)}."
+        if weak
+        else "Every variant beats it."
+    )
+    worse = [r for r in rows if r.summary.estimates["log_loss"].mean > ref["log_loss"].mean]
+    if worse:
+        out.append(
+            "By log loss, "
+            + ", ".join(f"{r.name} ({r.summary.estimates['log_loss'].mean:.3f})" for r in worse)
+            + f" score worse than the reference's {ref['log_loss'].mean:.3f} although they "
+            "rank rows far better (ROC AUC above 0.9): their wrong answers are confident, "
+            "which the unbounded log loss punishes hardest. Overconfidence, not accuracy, is "
+            "what separates these networks."
+        )
+    return out
+
+
+def calibration_findings(
+    ece: Mapping[str, float], bins: Mapping[str, pd.DataFrame], names: Sequence[str]
+) -> list[str]:
+    """What the reliability diagrams show: each variant's ECE and its extreme bins."""
+    ordered = sorted(names, key=lambda n: ece[n])
+    out = [
+        "Expected calibration error (pooled out-of-fold predictions, 10 quantile bins): "
+        + ", ".join(f"{n} {ece[n]:.3f}" for n in ordered)
+        + "."
+    ]
+    for n in names:
+        table = bins[n]
+        top, bottom = table.iloc[-1], table.iloc[0]
+        out.append(
+            f"{n}: the most confident tenth of 'mine' answers (mean P {top['p_mean']:.3f}) "
+            f"were mines {pct(top['y_mean'])} of the time; the most confident tenth of 'rock' "
+            f"answers (mean P {bottom['p_mean']:.3f}) were mines {pct(bottom['y_mean'])} of "
+            "the time."
+        )
+    return out
+
+
+def mc_findings(mc: Mapping[str, Mapping[str, stats.PairedTest]], samples: int) -> list[str]:
+    """MC dropout against the standard pass, per variant, in words."""
+    if not mc:
+        return ["No variant has dropout: MC dropout was not measured."]
+    out = []
+    for name, tests in mc.items():
+        parts = []
+        for m in MC_METRICS:
+            t = tests[m]
+            better = (t.mean > 0) if m == "accuracy" else (t.mean < 0)
+            word = ("better" if better else "worse") if t.p < ALPHA else "no significant difference"
+            shown = f"{pp(t.mean)}" if m == "accuracy" else f"{t.mean:+.3f}"
+            parts.append(f"{m.replace('_', ' ')} {shown} (p {p_value(t.p)}: {word})")
+        out.append(f"{name}, MC dropout ({samples} passes) minus the standard pass: " + "; ".join(parts) + ".")
+    return out
+
+
+def conclusion_metrics(
+    assessment: rule.Assessment,
+    ece: Mapping[str, float],
+    mc: Mapping[str, Mapping[str, stats.PairedTest]],
+) -> dict[str, float]:
+    """The report's new numbers for its MLflow table: the reference, the choice's
+    corrected estimates, each ECE and each MC-minus-standard difference."""
+    out = {f"{reference.NAME}.{m}_mean": v for m, v in assessment.reference_means().items()}
+    out.update({f"{n}.ece": v for n, v in ece.items()})
+    for m, c in (assessment.corrected or {}).items():
+        out.update({f"champion.bbc_{m}": c.mean, f"champion.bbc_{m}_ci_low": c.low,
+                    f"champion.bbc_{m}_ci_high": c.high})  # fmt: skip
+    for name, tests in mc.items():
+        for m, t in tests.items():
+            out.update({f"{name}.mc_delta_{m}": t.mean, f"{name}.mc_delta_{m}_ci_low": t.low,
+                        f"{name}.mc_delta_{m}_ci_high": t.high, f"{name}.mc_delta_{m}_p": t.p})  # fmt: skip
+    return out

@@ -1,5 +1,5 @@
 """The report's figures (matplotlib, Agg backend): per-fold accuracy, paired
-differences and the train vs held-out loss of every variant.
+differences, the train vs held-out loss of every variant, and reliability diagrams.
 
 Each function returns its ``Figure`` (so that its axes, series and labels can be
 checked); ``results.figures.save_figure`` writes one and releases it."""
@@ -89,5 +89,50 @@ def overfitting(curves: Mapping[str, Mapping[str, np.ndarray]], title: str) -> F
         axes.flat[len(names)].legend(handles, labels, loc="center")
     else:
         axes.flat[0].legend(loc="upper left")
+    fig.suptitle(title)
+    return fig
+
+
+def reliability_diagrams(
+    bins: Mapping[str, Mapping[str, np.ndarray]],
+    ece: Mapping[str, float],
+    title: str,
+    mc: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+) -> Figure:
+    """One panel per variant: observed share of mines against mean predicted probability
+    in each quantile bin (``calibration.reliability``: columns ``p_mean``, ``y_mean``),
+    the diagonal being perfect calibration; MC dropout's bins (``mc``) beside the
+    standard pass's where there are any. The panel's title carries its ECE."""
+    mc = mc or {}
+    names = list(bins)
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.8 * cols, 3.6 * rows), sharex=True, sharey=True,
+        constrained_layout=True, squeeze=False,
+    )  # fmt: skip
+    for ax, name in zip(axes.flat, names, strict=False):
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
+        table = bins[name]
+        ax.plot(table["p_mean"], table["y_mean"], "o-", label="standard pass")
+        if name in mc:
+            ax.plot(mc[name]["p_mean"], mc[name]["y_mean"], "s-", alpha=0.8, label="MC dropout")
+        ax.set_title(f"{name} (ECE {ece[name]:.3f})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("mean predicted P(mine) in bin")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("observed share of mines")
+    for ax in axes.flat[len(names) :]:
+        ax.set_axis_off()
+    handles, labels = max(
+        (a.get_legend_handles_labels() for a in axes.flat[: len(names)]), key=lambda h: len(h[0])
+    )
+    if len(names) < axes.size:
+        axes.flat[len(names)].legend(handles, labels, loc="center")
+    else:
+        axes.flat[0].legend(handles, labels, loc="upper left")
     fig.suptitle(title)
     return fig

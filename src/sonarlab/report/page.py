@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -18,7 +19,14 @@ from markupsafe import Markup
 
 from sonarlab.report import comparison
 from sonarlab.report.comparison import VariantStats
-from sonarlab.report.figures import differences, fold_accuracies, overfitting
+from sonarlab.report.figures import (
+    differences,
+    fold_accuracies,
+    overfitting,
+    reliability_diagrams,
+)
+from sonarlab.results import stats
+from sonarlab.selection import rule
 from sonarlab.results.figures import save_figure
 from sonarlab.results.tables import FOLD_ACCURACY, fold_accuracy
 
@@ -31,6 +39,10 @@ FIGURES = {  # file -> caption
     "overfitting.png": "Loss per epoch on the training rows (training mode, dropout on) and "
     "on the held-out fold: mean over splits ± one std. The distance between the two "
     "curves is the overfitting that one accuracy number hides.",
+    "reliability.png": "Reliability diagrams: in each tenth of the pooled out-of-fold "
+    "predictions (sorted by P(mine)), the observed share of mines against the mean predicted "
+    "probability. On the diagonal, a probability means what it says; below it on the right "
+    "and above it on the left, the network is overconfident.",
 }
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em;
@@ -77,17 +89,65 @@ def protocol_sentence(rows: Sequence[VariantStats]) -> str:
     )
 
 
-def sections(
-    rows: Sequence[VariantStats], baseline: str, unlike: Mapping[str, list[str]]
-) -> list[tuple[str, pd.DataFrame | list[str]]]:
+@dataclass(frozen=True)
+class Content:
+    """Everything the page says, computed by the report stage from the results."""
+
+    rows: Sequence[VariantStats]
+    baseline: str
+    unlike: Mapping[str, list[str]]  # comparison.unlike_tutorial per published variant
+    assessment: rule.Assessment  # the variants judged by the selection rule
+    ece: Mapping[str, float]  # per variant, and the no-skill reference's
+    bins: Mapping[str, pd.DataFrame]  # calibration.reliability of each variant
+    mc: Mapping[str, Mapping[str, stats.PairedTest]]  # MC − standard, variants with dropout
+    mc_bins: Mapping[str, pd.DataFrame]
+    mc_samples: int
+    grids: Sequence[comparison.GridConclusion] = ()
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.rows]
+
+
+def sections(c: Content) -> list[tuple[str, pd.DataFrame | list[str]]]:
     """The report's text, in order: (heading, a table) or (heading, sentences)."""
-    return [
-        ("Variants", comparison.variants_table(rows, baseline)),
-        (f"Paired against {baseline}", comparison.paired_table(rows, baseline)),
-        ("The tutorial's published numbers", comparison.tutorial_table(rows, unlike)),
-        ("Findings", comparison.findings(rows, baseline, unlike)),
-        ("Model to serve", comparison.champion_sentences(rows)),
+    out = [
+        ("Variants", comparison.variants_table(c.rows, c.baseline, c.assessment, c.ece)),
+        (f"Paired against {c.baseline}", comparison.paired_table(c.rows, c.baseline)),
+        ("The tutorial's published numbers", comparison.tutorial_table(c.rows, c.unlike)),
+        (
+            "Findings",
+            comparison.findings(c.rows, c.baseline, c.unlike)
+            + comparison.skill_findings(c.rows, c.assessment)
+            + comparison.calibration_findings(c.ece, c.bins, c.names)[:1]
+            + comparison.mc_findings(c.mc, c.mc_samples),
+        ),
+        ("Selection: the one rule", [selection_rule_sentence()]),
+        (
+            "What was chosen: naive and bias-corrected estimates",
+            comparison.selection_table(c.rows, c.assessment, c.grids),
+        ),
+        ("Model to serve", comparison.champion_sentences(c.rows, c.assessment)),
+        ("Calibration", comparison.calibration_findings(c.ece, c.bins, c.names)),
     ]
+    if c.mc:
+        out.append(("MC dropout against the standard pass", comparison.mc_table(c.mc, c.mc_samples)))
+    return out
+
+
+def selection_rule_sentence() -> str:
+    return (
+        "Every choice (the @champion among the variants, each grid's best trial) follows one "
+        "rule: among the candidates that beat the no-skill reference (the corrected paired "
+        "t-test of their per-split Brier score minus the reference's has a 95% interval "
+        "below zero), the lowest mean held-out Brier score; ties go to the lower mean log "
+        "loss, then to the first in params order. The Brier score is a proper scoring rule "
+        "that stays bounded: log loss, also proper, lets a few confidently wrong rows "
+        "decide, and on these data it rewards networks that answer the base rate. A chosen "
+        "candidate's own CV score is the best of several noisy scores; BBC-CV (Tsamardinos "
+        "et al., 2018) bootstraps the out-of-fold predictions to correct it, with no extra "
+        "training."
+    )
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -99,29 +159,23 @@ def html_table(table: pd.DataFrame) -> str:
     return f'<div class="table">{table.to_html(index=False, border=0, escape=True)}</div>'
 
 
-def markdown_page(
-    rows: Sequence[VariantStats],
-    baseline: str,
-    names: list[str],
-    unlike,
-    grids: Sequence[tuple[str, str]] = (),
-) -> str:
-    """``grids``: (name, sentence) of each grid study, its figure in results/grid/."""
-    parts = [f"# {TITLE}\n", protocol_sentence(rows) + "\n"]
-    for heading, content in sections(rows, baseline, unlike):
+def markdown_page(c: Content) -> str:
+    """The page in Markdown; the figures are linked (the grids' in results/grid/)."""
+    parts = [f"# {TITLE}\n", protocol_sentence(c.rows) + "\n"]
+    for heading, content in sections(c):
         parts.append(f"## {heading}\n")
         if isinstance(content, pd.DataFrame):
             parts.append(markdown_table(content))
         else:
             parts.append("\n".join(f"- {s}" for s in content) + "\n")
-    if grids:
+    if c.grids:
         parts.append("## Grid studies\n")
-        parts += [f"{sentence}\n\n![{name}](../results/grid/{name}/grid.png)\n"
-                  for name, sentence in grids]  # fmt: skip
+        parts += [f"{comparison.grid_sentence(g)}\n\n![{g.name}](../results/grid/{g.name}/grid.png)\n"
+                  for g in c.grids]  # fmt: skip
     parts.append("## Figures\n")
     parts += [f"![{name}]({name})\n\n*{caption}*\n" for name, caption in FIGURES.items()]
     parts.append("## Learning curves per variant\n")
-    parts += [f"![{n}](../results/{n}/learning_curves.png)\n" for n in names]
+    parts += [f"![{n}](../results/{n}/learning_curves.png)\n" for n in c.names]
     return "\n".join(parts)
 
 
@@ -130,39 +184,39 @@ def _data_uri(path: Path) -> str:
 
 
 def html_page(
-    rows: Sequence[VariantStats],
-    baseline: str,
+    c: Content,
     figures: Mapping[str, Path],
     curves: Mapping[str, Path],
-    unlike,
-    grids: Sequence[tuple[str, str, Path]] = (),
+    grid_figures: Mapping[str, Path],
 ) -> str:
-    """The report as one HTML file: styles inline, figures as data: URIs. ``grids``:
-    (name, sentence, figure) of each grid study."""
+    """The report as one HTML file: styles inline, figures as data: URIs."""
     return HTML.render(
         title=TITLE,
         css=CSS,
-        protocol=protocol_sentence(rows),
+        protocol=protocol_sentence(c.rows),
         sections=[
             # pandas has escaped the table's cells: the template inserts it as it is
-            (heading, Markup(html_table(c)) if isinstance(c, pd.DataFrame) else c)
-            for heading, c in sections(rows, baseline, unlike)
+            (heading, Markup(html_table(t)) if isinstance(t, pd.DataFrame) else t)
+            for heading, t in sections(c)
         ],
         figures=[(_data_uri(figures[name]), caption) for name, caption in FIGURES.items()],
         curves=[(_data_uri(path), name) for name, path in curves.items()],
-        grids=[(sentence, _data_uri(path), name) for name, sentence, path in grids],
+        grids=[
+            (comparison.grid_sentence(g), _data_uri(grid_figures[g.name]), g.name)
+            for g in c.grids
+        ],
     )
 
 
 def write_figures(
     reports: Path,
-    rows: Sequence[VariantStats],
+    content: Content,
     tables: Mapping[str, pd.DataFrame],
     curves: Mapping[str, pd.DataFrame],
-    baseline: str,
 ) -> dict[str, Path]:
     """``fold_accuracy.csv`` and the figures of ``FIGURES``, written into ``reports``."""
-    names = [r.name for r in rows]
+    rows, baseline = content.rows, content.baseline
+    names = content.names
     n = rows[0].summary.n_splits
     out = {name: reports / name for name in FIGURES}
     FOLD_ACCURACY.write(reports / "fold_accuracy.csv", fold_accuracy({v: tables[v] for v in names}))
@@ -190,4 +244,12 @@ def write_figures(
         ),
         out["overfitting.png"],
     )
+    save_figure(
+        reliability_diagrams(
+            content.bins, content.ece,
+            "Reliability of the pooled out-of-fold predictions (10 quantile bins)",
+            content.mc_bins,
+        ),
+        out["reliability.png"],
+    )  # fmt: skip
     return out

@@ -1,9 +1,10 @@
 """Stage ``report``: every variant compared with the baseline, as a page, a summary and figures.
 
 Reads, for each key of params ``variants``: ``results/<variant>/{folds.csv,metrics.json,
-curves.csv,learning_curves.png}``; for each key of ``grids``:
-``results/grid/<name>/{trials.csv,grid.png}``; params ``report`` (the baseline),
-``mlflow``, ``variants`` and ``grids``.
+curves.csv,predictions.csv,learning_curves.png}``; for each key of ``grids``:
+``results/grid/<name>/{trials.csv,metrics.json,grid.png}``; params ``report`` (the
+baseline), ``mlflow``, ``variants``, ``grids``, ``cv.seed`` (the bootstrap samples of
+BBC-CV) and ``cv.mc_samples``.
 Writes ``reports/``:
 
 - ``index.html``: self-contained (figures embedded, no external assets; opens offline);
@@ -11,13 +12,20 @@ Writes ``reports/``:
 - for each grid study, a sentence on what it shows, with its figure;
 - ``fold_accuracy.png`` and ``fold_accuracy.csv``: every split's held-out accuracy;
 - ``differences.png``: each variant minus the baseline, paired by split, with its CI;
-- ``overfitting.png``: train vs held-out loss per epoch (mean ± std), all variants.
+- ``overfitting.png``: train vs held-out loss per epoch (mean ± std), all variants;
+- ``reliability.png``: reliability diagrams of the pooled out-of-fold predictions.
+
+The page shows the no-skill reference beside the variants, every choice's naive and
+bias-corrected (BBC-CV) estimates, calibration (Brier, ECE) and MC dropout against the
+standard pass.
 
 The same files go to MLflow as the artifacts of a run named ``report``, with the
 comparison's numbers as the table ``comparison.json`` (one row per variant; not as
 metrics, which would add a chart per number to the experiment's chart view). The
 registered model's alias ``@champion`` is set to the version ``@<variant>`` names for
-the variant with the lowest mean held-out log loss (``comparison.champion``).
+the variant the one selection rule chooses (``results.selection``: the lowest mean
+held-out Brier score among the variants that beat the no-skill reference), or removed
+when none beats it.
 """
 
 from __future__ import annotations
@@ -27,16 +35,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import mlflow
+import numpy as np
+import pandas as pd
 
 from sonarlab.cli.command import main_without_arguments
 from sonarlab.core import files
 from sonarlab.core.errors import DataError
-from sonarlab.core.params import ConfigError, flatten, load_section, read_params
+from sonarlab.core.params import ConfigError, flatten, load_cv_keys, load_section, read_params
 from sonarlab.core.paths import Paths, store_root, workspace_paths
 from sonarlab.design.grids import grid_names, load_grid
 from sonarlab.design.variants import load_variant, variant_names
 from sonarlab.report import comparison, page
-from sonarlab.results import tables
+from sonarlab.results import calibration, tables
+from sonarlab.selection import reference, rule
+from sonarlab.results import predictions as result_predictions
 from sonarlab.tracking import runs
 
 log = logging.getLogger(__name__)
@@ -44,8 +56,9 @@ log = logging.getLogger(__name__)
 
 def report_settings(params: Mapping[str, Any]) -> tuple:
     """What ``report`` reads of params, validated before any results are read: every
-    variant (by name, in params order), the baseline, the experiment's name, and every
-    grid study."""
+    variant (by name, in params order), the baseline, the experiment's name, every grid
+    study, and the ``cv`` section (its seed fixes the bootstrap samples; ``mc_samples``
+    says how many MC-dropout passes the cv stages made)."""
     variants = {v: load_variant(params, v) for v in variant_names(params)}
     baseline = load_section(params, "report").baseline
     experiment = load_section(params, "mlflow").experiment
@@ -54,59 +67,114 @@ def report_settings(params: Mapping[str, Any]) -> tuple:
             f"report.baseline: got {baseline!r}; allowed: a variant ({', '.join(variants)})"
         )
     studies = [load_grid(params, name) for name in grid_names(params)]
-    return variants, baseline, experiment, studies
+    return variants, baseline, experiment, studies, load_cv_keys(params, ("seed", "mc_samples"))
+
+
+def paired_predictions(predictions: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every variant's out-of-fold probabilities side by side (one column per variant),
+    on the rows and splits they share; ``DataError`` if any variant's differ."""
+    names = list(predictions)
+    keys = predictions[names[0]][list(tables.PREDICTION_KEYS)].reset_index(drop=True)
+    for name in names[1:]:
+        if not predictions[name][list(tables.PREDICTION_KEYS)].reset_index(drop=True).equals(keys):
+            raise DataError(
+                f"results/{name}/predictions.csv holds other rows or splits than "
+                f"results/{names[0]}/predictions.csv; re-run `dvc repro`"
+            )
+    columns = {n: predictions[n]["p"].reset_index(drop=True) for n in names}
+    return pd.concat([keys, pd.DataFrame(columns)], axis=1)
+
+
+def calibration_of(pred: pd.DataFrame, column: str) -> tuple[float, pd.DataFrame]:
+    p, y = pred[column].to_numpy(np.float64), pred["label"].to_numpy()
+    return calibration.expected_calibration_error(p, y), calibration.reliability(p, y)
+
+
+def conclusions(
+    rows, baseline, unlike, folds, predictions, cv, grids
+) -> page.Content:
+    """The page's content: the variants judged by the selection rule, their calibration
+    and, for those with dropout, MC dropout against the standard pass."""
+    side_by_side = paired_predictions(predictions)
+    names = list(predictions)
+    try:
+        assessment = rule.assess(folds, side_by_side, {n: n for n in names}, cv.seed)
+    except ValueError as exc:  # results that cannot be paired: one line, exit 1
+        raise DataError(str(exc)) from None
+    ece, bins, mc, mc_bins = {}, {}, {}, {}
+    for name, pred in predictions.items():
+        ece[name], bins[name] = calibration_of(pred, "p")
+        if result_predictions.has_mc(pred):
+            _, mc_bins[name] = calibration_of(pred, "p_mc")
+            mc[name] = result_predictions.paired(
+                result_predictions.split_scores(pred, "p_mc"),
+                result_predictions.split_scores(pred, "p"),
+                comparison.MC_METRICS,
+            )
+    ece[reference.NAME], _ = calibration_of(reference.no_skill(side_by_side), "p")
+    return page.Content(
+        rows, baseline, unlike, assessment, ece, bins, mc, mc_bins, cv.mc_samples, grids
+    )
 
 
 def build_report() -> None:
     paths: Paths = workspace_paths()
-    loaded, baseline, experiment, studies = report_settings(read_params(paths.params))
+    loaded, baseline, experiment, studies, cv = report_settings(read_params(paths.params))
     names = list(loaded)
     # what the published numbers are compared with
     settings = {v: flatten(c) for v, c in loaded.items() if v in comparison.PUBLISHED}
     variants = {v: paths.variant(v) for v in names}
     folds = {v: tables.FOLDS.read(p.folds) for v, p in variants.items()}
     curves = {v: tables.CURVES.read(p.curves) for v, p in variants.items()}
-    grids = []
-    for study in studies:
-        name = study.name
-        trials = tables.trials_format(study.axis_names).read(paths.grid(name).trials)
-        sentence = comparison.grid_sentence(name, study.variant, study.axis_names, trials)
-        grids.append((name, sentence, paths.grid(name).figure))
+    predictions = {v: tables.PREDICTIONS.read(p.predictions) for v, p in variants.items()}
+    grids = [
+        comparison.GridConclusion(
+            study.name, study.variant, tuple(study.axis_names),
+            tables.trials_format(study.axis_names).read(paths.grid(study.name).trials),
+            files.read_json(paths.grid(study.name).metrics),
+        )
+        for study in studies
+    ]  # fmt: skip
     try:
         rows = comparison.compare(folds, baseline)
     except ValueError as exc:  # results that cannot be paired: one line, exit 1
         raise DataError(str(exc)) from None
     folds_per_repeat = rows[0].summary.n_splits // rows[0].summary.repeats
     unlike = {v: comparison.unlike_tutorial(v, s, folds_per_repeat) for v, s in settings.items()}
-    try:
-        champion = comparison.champion(rows).name
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
+    content = conclusions(rows, baseline, unlike, folds, predictions, cv, grids)
+    champion = content.assessment.choice.chosen
 
     written = ("index.html", "summary.md", "fold_accuracy.csv", *page.FIGURES)
     files.check_outputs([paths.reports / name for name in written])
     client, experiment_id, _ = runs.open_experiment(store_root(paths.root), experiment, "report")
     with runs.stage_run(client, experiment_id, "report", "report", paths.root):
-        figures = page.write_figures(paths.reports, rows, folds, curves, baseline)
+        figures = page.write_figures(paths.reports, content, folds, curves)
         learning = {v: p.learning_curves for v, p in variants.items()}
-        files.write_text(
-            paths.reports / "summary.md",
-            page.markdown_page(rows, baseline, names, unlike, [g[:2] for g in grids]),
-        )
+        files.write_text(paths.reports / "summary.md", page.markdown_page(content))
+        grid_figures = {g.name: paths.grid(g.name).figure for g in grids}
         files.write_text(
             paths.reports / "index.html",
-            page.html_page(rows, baseline, figures, learning, unlike, grids),
+            page.html_page(content, figures, learning, grid_figures),
         )
         mlflow.log_params({"baseline": baseline, "variants": ",".join(names)})
-        runs.log_comparison(comparison.comparison_metrics(rows))
-        mlflow.set_tag("champion", champion)
+        runs.log_comparison(
+            {**comparison.comparison_metrics(rows),
+             **comparison.conclusion_metrics(content.assessment, content.ece, content.mc)}
+        )  # fmt: skip
+        mlflow.set_tag("champion", champion or "none")
         runs.log_outputs([paths.reports / name for name in written])
         registered = runs.registered_model_name(experiment)
-        try:
-            version = runs.set_champion(client, registered, champion)
-        except LookupError as exc:  # its cv stage logged elsewhere (outputs from DVC's cache)
-            version = None
-            log.warning("report: @champion not set: %s", exc)
+        version = None
+        if champion is None:
+            if runs.clear_champion(client, registered):
+                log.warning("report: no variant beats the no-skill reference: @champion removed")
+            else:
+                log.warning("report: no variant beats the no-skill reference: no @champion")
+        else:
+            try:
+                version = runs.set_champion(client, registered, champion)
+            except LookupError as exc:  # its cv stage logged elsewhere (outputs from DVC's cache)
+                log.warning("report: @champion not set: %s", exc)
     log.info("report: %d variants -> %s", len(names), paths.reports / "index.html")
     if version is not None:
         log.info("report: %s@champion = version %s (%s)", registered, version, champion)
