@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help env pipeline test lint format push pull check-lock ui serve server bench bench-grid agreement
+.PHONY: help env pipeline test lint format push pull check-lock ui serve server bench bench-grid agreement permutation
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -64,3 +64,6 @@ bench-grid: env ## grids vs queued experiments, a 324-trial grid, cv@baseline fu
 
 agreement: env ## fused vs keras mean CV accuracy over 5 seeds (about 20 min)
 	python benchmarks/engines.py agreement
+
+permutation: env ## best-of-grid, the rule and BBC-CV on 5 label permutations + true labels (about 15 min)
+	python benchmarks/permutation.py
