@@ -84,7 +84,9 @@ def test_mlflow_holds_a_parent_run_per_grid_and_a_child_run_per_trial(reproduced
     assert parent.data.metrics["n_trials"] == 6
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"trials.csv", "splits.csv", "predictions.csv", "metrics.json", "grid.png"} <= artifacts
-    assert "n_beat_reference" in parent.data.metrics and "no_skill_brier_mean" in parent.data.metrics
+    assert (
+        "n_beat_reference" in parent.data.metrics and "no_skill_brier_mean" in parent.data.metrics
+    )
     trials = client.get_experiment_by_name("sonar-dropout-trials")  # off the first page
     kids = client.search_runs(
         [trials.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"

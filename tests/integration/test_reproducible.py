@@ -200,7 +200,9 @@ def test_metrics_show_works_in_a_clone_with_nothing_pulled(runs, bare_clone):
     for path, f in files.items():  # a variant's summary, or a grid's trials and reference
         assert "error" not in f, path
         data = f["data"]
-        assert data["reference"]["brier_mean"] > 0 if "n_trials" in data else data["accuracy_mean"] > 0
+        assert (
+            data["reference"]["brier_mean"] > 0 if "n_trials" in data else data["accuracy_mean"] > 0
+        )
     table = bare_clone.dvc("metrics", "show").stdout
     assert all(path in table for path in metrics)
     assert_nothing_fetched(bare_clone)

@@ -184,4 +184,6 @@ def test_mc_dropout_is_tabled_and_worded_per_variant():
     (line,) = comparison.mc_findings(mc, 50)
     assert line.startswith("hidden, MC dropout (50 passes) minus the standard pass: log loss -0.")
     assert "log loss" in line and ": better" in line  # lower loss
-    assert comparison.mc_findings({}, 50) == ["No variant has dropout: MC dropout was not measured."]
+    assert comparison.mc_findings({}, 50) == [
+        "No variant has dropout: MC dropout was not measured."
+    ]

@@ -234,5 +234,7 @@ def test_the_best_trial_is_the_rules_choice_and_is_never_at_chance(tiny_data):
     if metrics["best"] is not None:
         assert metrics["best"]["trial"] == 1
         assert set(metrics["best_corrected"]) == {
-            f"{m}_{p}" for m in ("accuracy", "brier", "log_loss") for p in ("mean", "ci_low", "ci_high")
+            f"{m}_{p}"
+            for m in ("accuracy", "brier", "log_loss")
+            for p in ("mean", "ci_low", "ci_high")
         }

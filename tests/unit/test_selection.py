@@ -136,6 +136,17 @@ def test_bbc_is_below_the_naive_best_of_many_on_labels_with_no_signal():
     assert abs(out["accuracy"].mean - 0.5) < 0.03
 
 
+def test_bbc_never_chooses_a_diverged_candidate_and_chooses_once_over_the_repeats():
+    labels = np.array([1, 0, 1])
+    good = [[0.9, 0.2, 0.8], [0.8, 0.1, 0.9]]  # per repeat
+    p = np.stack([np.column_stack([[np.nan] * 3, g, [0.5] * 3]) for g in good])
+    counts = np.array([[1, 1, 1], [2, 1, 0]])  # the first has no out-of-bag row: skipped
+    out = rule.bbc(p, labels, counts)
+    # bootstrap 2 chooses the good candidate; it is scored on row 2 of each repeat
+    assert out["brier"].mean == pytest.approx(((0.8 - 1) ** 2 + (0.9 - 1) ** 2) / 2)
+    assert np.isfinite([c.mean for c in out.values()]).all()
+
+
 def test_bootstrap_counts_are_fixed_by_the_seed():
     a, b = rule.bootstrap_counts(30, 20, 4), rule.bootstrap_counts(30, 20, 4)
     assert np.array_equal(a, b) and (a.sum(axis=1) == 30).all()

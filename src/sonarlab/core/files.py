@@ -110,8 +110,8 @@ class CsvFormat:
     """One CSV file's format: its columns and their types, declared once.
 
     ``write`` writes exactly these columns, in this order, atomically, floats with
-    ``float_format`` (6 significant digits; 9 keep a float32 exactly); ``read`` refuses a file with a missing or an extra column,
-    naming the file and the column.
+    ``float_format`` (6 significant digits; 9 keep a float32 exactly); ``read`` refuses
+    a file with a missing or an extra column, naming the file and the column.
     """
 
     columns: Mapping[str, str]  # name -> pandas dtype ("int64", "float64", "str")

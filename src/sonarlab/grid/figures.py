@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-
 REFERENCE_STYLE = {"color": "0.35", "linestyle": "--", "linewidth": 1.2}
 PANELS = (
     ("accuracy", "held-out accuracy (%)", 100),

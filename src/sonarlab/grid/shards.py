@@ -23,9 +23,9 @@ import pandas as pd
 from sonarlab.data.folds import Prepared
 from sonarlab.data.uci import Sonar
 from sonarlab.design.grids import GridConfig, Trial
-from sonarlab.selection import rule
 from sonarlab.results.calibration import expected_calibration_error
 from sonarlab.results.summary import summarize_folds
+from sonarlab.selection import rule
 from sonarlab.training.members import Member, Outcome, shape_key, split_members
 from sonarlab.training.outcomes import FoldResult, fold_result, per_split
 
@@ -139,23 +139,24 @@ def predictions(grid: GridConfig, folds: dict[int, list[FoldResult]]) -> pd.Data
 def judge(
     grid: GridConfig, trials: pd.DataFrame, splits: pd.DataFrame, oof: pd.DataFrame, seed: int
 ) -> tuple[pd.DataFrame, rule.Assessment]:
-    """The trials judged by the one selection rule (``results.selection``): ``trials``
+    """The trials judged by the one selection rule (``selection.rule``): ``trials``
     with each one's test against the no-skill reference (``tables.VERSUS_REFERENCE``),
     and the assessment (the best trial, if any, and its bias-corrected estimates)."""
     candidates = {t.index: splits[splits["trial"] == t.index] for t in grid.trials}
-    assessment = rule.assess(
-        candidates, oof, {t.index: f"p_{t.index}" for t in grid.trials}, seed
-    )
+    assessment = rule.assess(candidates, oof, {t.index: f"p_{t.index}" for t in grid.trials}, seed)
     verdicts = [assessment.choice.verdict(t.index) for t in grid.trials]
     nan = float("nan")
     labels = oof["label"].to_numpy()
     judged = trials.assign(
         ece=[
             expected_calibration_error(oof[f"p_{t.index}"].to_numpy(np.float64), labels)
-            if np.isfinite(oof[f"p_{t.index}"]).all() else float("nan")
+            if np.isfinite(oof[f"p_{t.index}"]).all()
+            else float("nan")
             for t in grid.trials
         ],
-        brier_vs_reference=[v.versus_reference.mean if v.versus_reference else nan for v in verdicts],
+        brier_vs_reference=[
+            v.versus_reference.mean if v.versus_reference else nan for v in verdicts
+        ],
         brier_vs_reference_ci_high=[
             v.versus_reference.high if v.versus_reference else nan for v in verdicts
         ],

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from sonarlab.results import stats
-from sonarlab.selection import reference, rule
 from sonarlab.results.metrics import METRICS
 from sonarlab.results.summary import Summary, split_sizes, summarize_folds
+from sonarlab.selection import reference, rule
 
 # The columns that say which split a row is: equal in two tables, the rows are paired.
 SPLIT_COLUMNS = ("repeat", "fold", "n_train", "n_test", "test_rows")
@@ -165,6 +165,19 @@ def _table(header: list[str], body: list[list[str]]) -> pd.DataFrame:
 
 def _estimate(est: stats.Interval, digits: int = 3) -> str:
     return f"{est.mean:.{digits}f} [{est.low:.{digits}f}, {est.high:.{digits}f}]"
+
+
+def _score(values: Mapping, metric: str) -> str:
+    """``<metric>_mean`` with ``_ci_low``/``_ci_high`` of a metrics mapping, as a cell."""
+    mean, low, high = (values[f"{metric}_{p}"] for p in ("mean", "ci_low", "ci_high"))
+    if metric == "accuracy":
+        return f"{pct(mean)} {ci(low, high)}"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _corrected(c: Mapping[str, rule.Corrected]) -> dict[str, float]:
+    """BBC-CV estimates under the names of a metrics mapping (``_score`` reads them)."""
+    return {f"{m}_{k}": v for m, est in c.items() for k, v in est.as_dict().items()}
 
 
 def _signed(test: stats.PairedTest) -> str:
@@ -381,7 +394,7 @@ def champion_sentences(rows: Sequence[VariantStats], assessment: rule.Assessment
         ]
     best = next(r for r in rows if r.name == chosen)
     brier, acc = best.summary.estimates["brier"], best.accuracy
-    corrected = assessment.corrected
+    corrected = _corrected(assessment.corrected)
     return [
         f"The registered model's alias @champion names {chosen}'s final model: by the "
         f"selection rule, the lowest mean held-out Brier score ({brier.mean:.3f}) among the "
@@ -389,10 +402,8 @@ def champion_sentences(rows: Sequence[VariantStats], assessment: rule.Assessment
         f"({ref:.3f}).",
         f"Its own CV accuracy, {pct(acc.mean)} {ci(acc.low, acc.high)}, is the best of "
         f"{len(eligible)} noisy scores; corrected for that choice (BBC-CV over those "
-        f"variants, {rule.BOOTSTRAPS} bootstraps), it is "
-        f"{pct(corrected['accuracy'].mean)} {ci(corrected['accuracy'].low, corrected['accuracy'].high)}"
-        f" and its Brier score {corrected['brier'].mean:.3f} "
-        f"[{corrected['brier'].low:.3f}, {corrected['brier'].high:.3f}].",
+        f"variants, {rule.BOOTSTRAPS} bootstraps), it is {_score(corrected, 'accuracy')} "
+        f"and its Brier score {_score(corrected, 'brier')}.",
         "This picks a model to serve; it is not a claim that it is better than the others "
         "(the paired tests above say how sure that would be).",
     ]
@@ -445,11 +456,9 @@ def grid_sentence(grid: GridConclusion) -> str:
     else:
         text += (
             f". The best by the selection rule (lowest mean Brier among those) is at "
-            f"{_at(best, axes)}: Brier {best['brier_mean']:.3f} [{best['brier_ci_low']:.3f}, "
-            f"{best['brier_ci_high']:.3f}], accuracy {pct(best['accuracy_mean'])} "
-            f"{ci(best['accuracy_ci_low'], best['accuracy_ci_high'])}; corrected for the choice "
-            f"(BBC-CV), accuracy {pct(corrected['accuracy_mean'])} "
-            f"{ci(corrected['accuracy_ci_low'], corrected['accuracy_ci_high'])}."
+            f"{_at(best, axes)}: Brier {_score(best, 'brier')}, accuracy "
+            f"{_score(best, 'accuracy')}; corrected for the choice (BBC-CV), accuracy "
+            f"{_score(corrected, 'accuracy')}."
         )
     overlap = high["accuracy_ci_low"] <= low["accuracy_ci_high"]
     text += (
@@ -480,13 +489,12 @@ def selection_table(
     else:
         est = next(r for r in rows if r.name == chosen).summary.estimates
         acc, brier = est["accuracy"], est["brier"]
-        c = assessment.corrected
+        c = _corrected(assessment.corrected)
         body.append(
             [
                 "variants (@champion)", str(len(rows)), str(len(assessment.choice.eligible)),
-                chosen, f"{pct(acc.mean)} {ci(acc.low, acc.high)}",
-                f"{pct(c['accuracy'].mean)} {ci(c['accuracy'].low, c['accuracy'].high)}",
-                _estimate(brier), f"{c['brier'].mean:.3f} [{c['brier'].low:.3f}, {c['brier'].high:.3f}]",
+                chosen, f"{pct(acc.mean)} {ci(acc.low, acc.high)}", _score(c, "accuracy"),
+                _estimate(brier), _score(c, "brier"),
             ]
         )  # fmt: skip
     for g in grids:
@@ -497,17 +505,16 @@ def selection_table(
             continue
         body.append(
             [
-                f"grid {g.name}", n, str(m["n_beat_reference"]), f"#{best['trial']}: {_at(best, g.axes)}",
-                f"{pct(best['accuracy_mean'])} {ci(best['accuracy_ci_low'], best['accuracy_ci_high'])}",
-                f"{pct(c['accuracy_mean'])} {ci(c['accuracy_ci_low'], c['accuracy_ci_high'])}",
-                f"{best['brier_mean']:.3f} [{best['brier_ci_low']:.3f}, {best['brier_ci_high']:.3f}]",
-                f"{c['brier_mean']:.3f} [{c['brier_ci_low']:.3f}, {c['brier_ci_high']:.3f}]",
+                f"grid {g.name}", n, str(m["n_beat_reference"]),
+                f"#{best['trial']}: {_at(best, g.axes)}", _score(best, "accuracy"),
+                _score(c, "accuracy"), _score(best, "brier"), _score(c, "brier"),
             ]
         )  # fmt: skip
     return _table(header, body)
 
 
 MC_METRICS = ("log_loss", "brier", "accuracy")
+LABELS = {"log_loss": "log loss", "brier": "Brier", "accuracy": "accuracy"}
 
 
 def mc_table(mc: Mapping[str, Mapping[str, stats.PairedTest]], samples: int) -> pd.DataFrame:
@@ -515,7 +522,7 @@ def mc_table(mc: Mapping[str, Mapping[str, stats.PairedTest]], samples: int) -> 
     weight-scaled pass, paired split by split, for every variant with dropout."""
     header = ["variant", "passes"]
     for m in MC_METRICS:
-        header += [f"Δ {m.replace('_', ' ')} (MC − standard) [95% CI]", "p"]
+        header += [f"Δ {LABELS[m]} (MC − standard) [95% CI]", "p"]
     body = []
     for name, tests in mc.items():
         cells = [name, str(samples)]
@@ -590,7 +597,11 @@ def mc_findings(mc: Mapping[str, Mapping[str, stats.PairedTest]], samples: int) 
             word = ("better" if better else "worse") if t.p < ALPHA else "no significant difference"
             shown = f"{pp(t.mean)}" if m == "accuracy" else f"{t.mean:+.3f}"
             parts.append(f"{m.replace('_', ' ')} {shown} (p {p_value(t.p)}: {word})")
-        out.append(f"{name}, MC dropout ({samples} passes) minus the standard pass: " + "; ".join(parts) + ".")
+        out.append(
+            f"{name}, MC dropout ({samples} passes) minus the standard pass: "
+            + "; ".join(parts)
+            + "."
+        )
     return out
 
 
@@ -608,6 +619,7 @@ def conclusion_metrics(
                     f"champion.bbc_{m}_ci_high": c.high})  # fmt: skip
     for name, tests in mc.items():
         for m, t in tests.items():
-            out.update({f"{name}.mc_delta_{m}": t.mean, f"{name}.mc_delta_{m}_ci_low": t.low,
-                        f"{name}.mc_delta_{m}_ci_high": t.high, f"{name}.mc_delta_{m}_p": t.p})  # fmt: skip
+            key = f"{name}.mc_delta_{m}"
+            out.update({key: t.mean, f"{key}_ci_low": t.low, f"{key}_ci_high": t.high,
+                        f"{key}_p": t.p})  # fmt: skip
     return out

@@ -26,9 +26,9 @@ from sonarlab.report.figures import (
     reliability_diagrams,
 )
 from sonarlab.results import stats
-from sonarlab.selection import rule
 from sonarlab.results.figures import save_figure
 from sonarlab.results.tables import FOLD_ACCURACY, fold_accuracy
+from sonarlab.selection import rule
 
 TITLE = "Dropout on the Sonar data: repeated cross-validation, paired against the baseline"
 FIGURES = {  # file -> caption
@@ -131,7 +131,9 @@ def sections(c: Content) -> list[tuple[str, pd.DataFrame | list[str]]]:
         ("Calibration", comparison.calibration_findings(c.ece, c.bins, c.names)),
     ]
     if c.mc:
-        out.append(("MC dropout against the standard pass", comparison.mc_table(c.mc, c.mc_samples)))
+        out.append(
+            ("MC dropout against the standard pass", comparison.mc_table(c.mc, c.mc_samples))
+        )
     return out
 
 
@@ -170,8 +172,9 @@ def markdown_page(c: Content) -> str:
             parts.append("\n".join(f"- {s}" for s in content) + "\n")
     if c.grids:
         parts.append("## Grid studies\n")
-        parts += [f"{comparison.grid_sentence(g)}\n\n![{g.name}](../results/grid/{g.name}/grid.png)\n"
-                  for g in c.grids]  # fmt: skip
+        for g in c.grids:
+            figure = f"![{g.name}](../results/grid/{g.name}/grid.png)"
+            parts.append(f"{comparison.grid_sentence(g)}\n\n{figure}\n")
     parts.append("## Figures\n")
     parts += [f"![{name}]({name})\n\n*{caption}*\n" for name, caption in FIGURES.items()]
     parts.append("## Learning curves per variant\n")
@@ -202,8 +205,7 @@ def html_page(
         figures=[(_data_uri(figures[name]), caption) for name, caption in FIGURES.items()],
         curves=[(_data_uri(path), name) for name, path in curves.items()],
         grids=[
-            (comparison.grid_sentence(g), _data_uri(grid_figures[g.name]), g.name)
-            for g in c.grids
+            (comparison.grid_sentence(g), _data_uri(grid_figures[g.name]), g.name) for g in c.grids
         ],
     )
 

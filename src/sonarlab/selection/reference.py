@@ -26,6 +26,8 @@ def no_skill(predictions: pd.DataFrame) -> pd.DataFrame:
     by_repeat = table.groupby("repeat")["label"].agg(["sum", "size"])
     by_split = table.groupby(["repeat", "fold"])["label"].agg(["sum", "size"])
     repeat = by_repeat.loc[by_split.index.get_level_values("repeat")].to_numpy()
-    rate = (repeat[:, 0] - by_split["sum"].to_numpy()) / (repeat[:, 1] - by_split["size"].to_numpy())
+    rate = (repeat[:, 0] - by_split["sum"].to_numpy()) / (
+        repeat[:, 1] - by_split["size"].to_numpy()
+    )
     rates = pd.Series(rate, index=by_split.index, name="p")
     return table.join(rates, on=["repeat", "fold"])

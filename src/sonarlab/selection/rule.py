@@ -155,37 +155,38 @@ def bootstrap_counts(n_rows: int, bootstraps: int, seed: int) -> np.ndarray:
     return np.stack([np.bincount(d, minlength=n_rows) for d in draws])
 
 
-def bbc(
-    probabilities: np.ndarray, labels: np.ndarray, counts: np.ndarray
-) -> dict[str, Corrected]:
+def bbc(probabilities: np.ndarray, labels: np.ndarray, counts: np.ndarray) -> dict[str, Corrected]:
     """BBC-CV from out-of-fold probabilities ``(repeats, rows, candidates)`` of rows
     labelled ``labels`` (``(rows,)``), for bootstrap samples ``counts`` (``(bootstraps,
     rows)``, ``bootstrap_counts``; the same samples serve every repeat).
 
-    In each bootstrap and repeat, the candidate with the lowest in-bag Brier score
-    (each row weighted by its count; ties: the first) is scored on the out-of-bag rows
-    (count 0). A bootstrap's value is the mean of that over repeats; the estimate is
-    the mean over bootstraps and the interval their 2.5 and 97.5 percentiles. A
+    In each bootstrap, the candidate with the lowest in-bag Brier score summed over the
+    repeats (each row weighted by its count; ties: the first; NaN: never) is chosen, as
+    the rule chooses on every split at once, and scored on the out-of-bag rows (count 0)
+    of every repeat. A bootstrap's value is the mean of that over repeats; the estimate
+    is the mean over bootstraps and the interval their 2.5 and 97.5 percentiles. A
     bootstrap with no out-of-bag row (possible only for a handful of rows) is skipped.
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim != 3:
-        raise ValueError(f"need (repeats, rows, candidates) probabilities, got {probabilities.shape}")
+        shape = probabilities.shape
+        raise ValueError(f"need (repeats, rows, candidates) probabilities, got {shape}")
     counts = np.asarray(counts, dtype=np.float64)
     out_of_bag = (counts == 0).astype(np.float64)
     n_out = out_of_bag.sum(axis=1)
     keep = n_out > 0
-    values = {m: np.zeros(len(counts)) for m in BBC_METRICS}
-    for p in probabilities:
-        losses = row_losses(p, labels)
-        in_bag = counts @ losses[SCORE]  # (bootstraps, candidates): summed in-bag scores
-        chosen = np.argmin(in_bag, axis=1)  # the first of equals
-        for m in BBC_METRICS:
-            picked = losses[m][:, chosen].T  # (bootstraps, rows): the chosen's per-row scores
-            values[m] += (picked * out_of_bag).sum(axis=1) / np.where(keep, n_out, 1)
+    losses = [row_losses(p, labels) for p in probabilities]
+    # in-bag score summed over repeats, as the rule scores over every split; a diverged
+    # candidate (NaN) is never chosen
+    in_bag = sum(counts @ r[SCORE] for r in losses)  # (bootstraps, candidates)
+    chosen = np.argmin(np.where(np.isnan(in_bag), np.inf, in_bag), axis=1)  # first of equals
     out = {}
     for m in BBC_METRICS:
-        v = values[m][keep] / len(probabilities)
+        values = np.zeros(len(counts))
+        for r in losses:
+            picked = r[m][:, chosen].T  # (bootstraps, rows): the chosen one's per-row scores
+            values += (picked * out_of_bag).sum(axis=1) / np.where(keep, n_out, 1)
+        v = values[keep] / len(losses)
         out[m] = Corrected(float(v.mean()), *(float(x) for x in np.percentile(v, [2.5, 97.5])))
     return out
 
@@ -221,7 +222,8 @@ class Assessment:
     corrected: dict[str, Corrected] | None
 
     def reference_means(self) -> dict[str, float]:
-        return {m: float(self.reference[m].mean()) for m in ("accuracy", "roc_auc", "log_loss", SCORE)}
+        metrics = ("accuracy", "roc_auc", "log_loss", SCORE)
+        return {m: float(self.reference[m].mean()) for m in metrics}
 
 
 def assess(

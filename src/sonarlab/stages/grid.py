@@ -9,7 +9,7 @@ accuracy, ROC AUC, log loss and Brier score as mean, std and 95% corrected inter
 the train − held-out gap, and its test against the no-skill reference),
 ``splits.csv`` (one row per trial and split), ``predictions.csv`` (every trial's
 out-of-fold probabilities), ``metrics.json`` (DVC metrics: the no-skill reference,
-and the best trial by the selection rule of ``results.selection`` with its intervals
+and the best trial by the selection rule of ``selection.rule`` with its intervals
 and its bias-corrected (BBC-CV) estimates; ``best`` is null when no trial beats the
 reference) and ``grid.png`` (DVC plots).
 MLflow: a parent run ``grid@<name>`` and one child run per trial, in the experiment
@@ -39,8 +39,8 @@ from sonarlab.design.grids import load_grid
 from sonarlab.grid import cluster, shards
 from sonarlab.grid.figures import grid_trials
 from sonarlab.results import tables
-from sonarlab.selection import rule
 from sonarlab.results.figures import save_figure
+from sonarlab.selection import rule
 from sonarlab.tracking import runs
 from sonarlab.training import engines
 
@@ -99,7 +99,9 @@ def grid_stage(name: str) -> None:
         trials, assessment = shards.judge(study, trials, splits, oof, cv.seed)
         axes = study.axis_names
         best = assessment.choice.chosen
-        corrected = assessment.corrected and {m: c.as_dict() for m, c in assessment.corrected.items()}
+        corrected = assessment.corrected and {
+            m: c.as_dict() for m, c in assessment.corrected.items()
+        }
         reference = assessment.reference_means()
         metrics = tables.grid_metrics(trials, axes, best, reference, corrected)
         figure = grid_trials(
@@ -117,16 +119,14 @@ def best_line(metrics: dict, axes: list[str]) -> str:
     reference = metrics["reference"][f"{rule.SCORE}_mean"]
     best = metrics["best"]
     if best is None:
-        return (
-            f"no trial beats the no-skill reference (Brier {reference:.3f}): "
-            "none is called best"
-        )
+        return f"no trial beats the no-skill reference (Brier {reference:.3f}): none is called best"
     corrected = metrics["best_corrected"]
     return (
         f"best trial #{best['trial']} "
         + ", ".join(f"{a}={best[a]}" for a in axes)
         + f": Brier {best['brier_mean']:.3f} (no-skill {reference:.3f}), accuracy "
-        f"{100 * best['accuracy_mean']:.2f}%, bias-corrected {100 * corrected['accuracy_mean']:.2f}%"
+        f"{100 * best['accuracy_mean']:.2f}%, bias-corrected "
+        f"{100 * corrected['accuracy_mean']:.2f}%"
     )
 
 

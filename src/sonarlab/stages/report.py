@@ -23,7 +23,7 @@ The same files go to MLflow as the artifacts of a run named ``report``, with the
 comparison's numbers as the table ``comparison.json`` (one row per variant; not as
 metrics, which would add a chart per number to the experiment's chart view). The
 registered model's alias ``@champion`` is set to the version ``@<variant>`` names for
-the variant the one selection rule chooses (``results.selection``: the lowest mean
+the variant the one selection rule chooses (``selection.rule``: the lowest mean
 held-out Brier score among the variants that beat the no-skill reference), or removed
 when none beats it.
 """
@@ -47,8 +47,8 @@ from sonarlab.design.grids import grid_names, load_grid
 from sonarlab.design.variants import load_variant, variant_names
 from sonarlab.report import comparison, page
 from sonarlab.results import calibration, tables
-from sonarlab.selection import reference, rule
 from sonarlab.results import predictions as result_predictions
+from sonarlab.selection import reference, rule
 from sonarlab.tracking import runs
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,7 @@ def calibration_of(pred: pd.DataFrame, column: str) -> tuple[float, pd.DataFrame
     return calibration.expected_calibration_error(p, y), calibration.reliability(p, y)
 
 
-def conclusions(
-    rows, baseline, unlike, folds, predictions, cv, grids
-) -> page.Content:
+def conclusions(rows, baseline, unlike, folds, predictions, cv, grids) -> page.Content:
     """The page's content: the variants judged by the selection rule, their calibration
     and, for those with dropout, MC dropout against the standard pass."""
     side_by_side = paired_predictions(predictions)
