@@ -48,6 +48,19 @@ def project(tmp_path) -> Path:
     return root
 
 
+def error_lines(proc, code: int) -> list[str]:
+    """The stage exited ``code`` with no traceback: its ERROR records (one, or the
+    assertion shows the whole stderr)."""
+    said = f"exit {proc.returncode}\n--- stderr\n{proc.stderr[-4000:]}"
+    assert proc.returncode == code, said
+    assert "Traceback" not in proc.stdout + proc.stderr, said
+    errors = [
+        ln for ln in proc.stderr.splitlines() if (m := OUR_RECORD.match(ln)) and m[1] == "ERROR"
+    ]
+    assert len(errors) == 1, said
+    return errors
+
+
 def refused(root: Path, module: str, *argv: str) -> tuple[str, float]:
     """Run the stage; check exit 2 with exactly one error line, no traceback, no MLflow
     store and no results; return that line and the wall time."""
@@ -64,18 +77,12 @@ def refused(root: Path, module: str, *argv: str) -> tuple[str, float]:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
-    said = f"exit {proc.returncode}\n--- stderr\n{proc.stderr[-4000:]}"
-    assert proc.returncode == 2, said
-    assert "Traceback" not in proc.stdout + proc.stderr, said
-    errors = [
-        ln for ln in proc.stderr.splitlines() if (m := OUR_RECORD.match(ln)) and m[1] == "ERROR"
-    ]
-    assert len(errors) == 1, said
-    assert "an unexpected error" not in errors[0]
+    (error,) = error_lines(proc, 2)
+    assert "an unexpected error" not in error
     assert not list(root.glob("mlflow.db*")), "an MLflow store was made"
     assert not (root / "results").exists() and not (root / "scratch").exists()
     assert not (root / "mlartifacts").exists()
-    return errors[0], seconds
+    return error, seconds
 
 
 def test_a_variant_too_big_for_memory(project):
