@@ -10,9 +10,11 @@ Before sending anything, the driver checks that every worker runs the code and t
 libraries it runs itself (``code_fingerprint``): a worker with other code or another
 TensorFlow would silently change results, so it is refused, by name. And before
 that, the address is probed (``probe_scheduler``): connecting and Dask's handshake
-within ``CONNECT_SECONDS`` in all, since distributed's own ``Client(timeout=...)`` waits
-for the handshake's answer without a limit (a server that accepts and says nothing
-hangs it for ever).
+within ``CONNECT_SECONDS`` in all, since distributed's own ``connect`` waits for the
+handshake's answer without a limit (a server that accepts and says nothing hangs it for
+ever). Then each step has its own ``CONNECT_SECONDS``: the ``Client``'s registration (a
+scheduler that answers the probe and then hangs), and every worker's fingerprint (a
+stopped worker, which the scheduler keeps listing for minutes, would hang ``Client.run``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from sonarlab.grid.shards import Shard, ShardResult, run_shard
 log = logging.getLogger(__name__)
 
 CONNECT_SECONDS = 10.0  # an unreachable scheduler fails the stage within this
+WORKER_POLL = 0.5  # seconds between asks for the workers, while none has joined
 
 
 def source_digest(package: Path | None = None) -> str:
@@ -159,27 +162,51 @@ class DaskCluster:
 
         self.address = address
         probe_scheduler(address, timeout)
-        try:
+        try:  # Client's timeout bounds its connection, handshake and registration
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise OSError(
-                f"Dask scheduler {address} is not reachable ({exc}); start it, or unset "
-                "DASK_SCHEDULER_ADDRESS to run the shards in this process"
+            why = f" ({exc})" if str(exc) else ""
+            raise StageError(
+                f"DASK_SCHEDULER_ADDRESS {address} answered Dask's handshake but did not take a "
+                f"client within {timeout:g} s{why}; check the scheduler (its log, its load), or "
+                "unset DASK_SCHEDULER_ADDRESS to run the shards in this process"
             ) from None
         try:
             self.workers = self._check_workers(timeout)
         except BaseException:
-            self.client.close()
+            self.client.close(timeout=timeout)
             raise
         self.where = f"on the Dask cluster at {address} ({self.workers} workers)"
 
     def _check_workers(self, timeout: float) -> int:
-        try:
-            self.client.wait_for_workers(1, timeout=timeout)
-        except TimeoutError:
-            raise StageError(f"Dask scheduler {self.address} has no workers") from None
+        """Every worker's ``code_fingerprint``, all within ``timeout`` seconds: a worker
+        that does not answer (stopped, swapping) would hang ``Client.run`` for ever, and
+        the scheduler lists it for minutes. ``callback_timeout`` is Dask's own bound of a
+        blocking call (``Future.result(timeout)`` is made with it)."""
+        end = time.monotonic() + timeout
+        fingerprints: dict = {}
+        for _ in range(int(timeout / WORKER_POLL) + 1):  # until a worker joins, or the end
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                fingerprints = self.client.run(code_fingerprint, callback_timeout=left)
+            except TimeoutError:
+                raise StageError(
+                    f"Dask scheduler {self.address} has a worker that did not answer within "
+                    f"{timeout:g} s (stopped, or overloaded?); restart or remove it, or unset "
+                    "DASK_SCHEDULER_ADDRESS to run the shards in this process"
+                ) from None
+            if fingerprints:
+                break
+            time.sleep(min(WORKER_POLL, max(end - time.monotonic(), 0)))
+        if not fingerprints:
+            raise StageError(
+                f"Dask scheduler {self.address} has no workers (none joined within {timeout:g} "
+                "s); start some, or unset DASK_SCHEDULER_ADDRESS to run the shards in this process"
+            )
         ours = code_fingerprint()
-        for worker, theirs in sorted(self.client.run(code_fingerprint).items()):
+        for worker, theirs in sorted(fingerprints.items()):
             differ = [k for k in ours if theirs.get(k) != ours[k]]
             if differ:
                 said = ", ".join(f"{k} {theirs.get(k)} (here {ours[k]})" for k in differ)
@@ -187,7 +214,7 @@ class DaskCluster:
                     f"Dask worker {worker} runs other code or libraries: {said}; start the "
                     "workers from this checkout and environment"
                 )
-        return len(self.client.scheduler_info()["workers"])
+        return len(fingerprints)
 
     def run(
         self, shards: Sequence[Shard], done: Callable[[ShardResult], None]
