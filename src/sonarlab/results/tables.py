@@ -54,8 +54,9 @@ PREDICTIONS = files.CsvFormat(
 FOLD_ACCURACY = files.CsvFormat(
     {"variant": "str", "repeat": "int64", "fold": "int64", "accuracy": "float64"}
 )
-# metrics.json beside the summary: the final model's accuracy on every row
-EXTRA_METRICS = ("final_train_accuracy",)
+# metrics.json beside the summary: the expected calibration error of the pooled
+# held-out predictions (``calibration``), and the final model's accuracy on every row
+EXTRA_METRICS = ("ece", "final_train_accuracy")
 METRICS_KEYS = (*SUMMARY_KEYS, *EXTRA_METRICS)
 
 

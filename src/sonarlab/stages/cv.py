@@ -32,6 +32,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from sonarlab.cli.command import CliParser, run_named
 from sonarlab.cli.progress import Progress
 from sonarlab.core import files
@@ -43,6 +45,7 @@ from sonarlab.data.folds import prepared_for
 from sonarlab.design import sizes
 from sonarlab.design.variants import load_variant
 from sonarlab.results import tables
+from sonarlab.results.calibration import expected_calibration_error
 from sonarlab.results.figures import save_figure
 from sonarlab.results.summary import summarize_folds
 from sonarlab.tracking import evaluation, runs
@@ -117,6 +120,7 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
         table = per_split(result.folds)
         metrics = {
             **summarize_folds(table).metrics(),
+            "ece": pooled_ece(predictions),
             "final_train_accuracy": result.final.train_metrics["accuracy"],
         }
         curves = mean_curves(result.folds)
@@ -139,6 +143,15 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
     progress.close(
         f"accuracy {100 * metrics['accuracy_mean']:.2f}% ({100 * metrics['accuracy_std']:.2f}%)"
     )
+
+
+def pooled_ece(predictions) -> float:
+    """The expected calibration error of every held-out prediction pooled (the standard
+    pass; nan if training diverged)."""
+    p = predictions["p"].to_numpy(np.float64)
+    if not np.isfinite(p).all():
+        return float("nan")
+    return expected_calibration_error(p, predictions["label"].to_numpy())
 
 
 def held_out_predictions(stage: str, variant, cv, sonar, prepared, result) -> tuple:
