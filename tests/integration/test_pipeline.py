@@ -121,7 +121,13 @@ def test_predictions_hold_every_held_out_row_and_mc_dropout_where_there_is_dropo
             np.testing.assert_allclose(scores[m], folds[m], rtol=1e-5, err_msg=f"{v} {m}")
 
 
-REPORT_FIGURES = ["fold_accuracy.png", "differences.png", "overfitting.png"]
+REPORT_FIGURES = ["fold_accuracy.png", "differences.png", "overfitting.png", "reliability.png"]
+# the sections the report must show (issue: conclusions you can trust)
+REPORT_SECTIONS = [
+    "## Variants", "## Selection: the one rule",
+    "## What was chosen: naive and bias-corrected estimates", "## Model to serve",
+    "## Calibration", "## MC dropout against the standard pass", "## Grid studies",
+]  # fmt: skip
 
 
 def fold_accuracy(project, variant: str) -> np.ndarray:
@@ -151,6 +157,17 @@ def test_report_puts_the_tutorial_beside_our_numbers(reproduced):
     for name in REPORT_FIGURES:
         assert (project.root / "reports" / name).read_bytes().startswith(b"\x89PNG"), name
         assert f"]({name})" in summary
+    for heading in REPORT_SECTIONS:
+        assert f"\n{heading}\n" in summary, heading
+    assert "| no-skill (reference) |" in summary
+    assert "Expected calibration error (pooled out-of-fold predictions" in summary
+    # MC dropout is measured for every variant with dropout, and only for those
+    for v in ("visible", "hidden", "lstm", "lr_decay"):
+        assert f"{v}, MC dropout (" in summary
+    assert "baseline, MC dropout" not in summary
+    # every choice shows its naive and its bias-corrected estimate
+    chosen = [ln for ln in summary.splitlines() if ln.startswith(("| variants", "| grid "))]
+    assert len(chosen) == 1 + len(GRIDS), chosen
 
 
 class _Resources(HTMLParser):
