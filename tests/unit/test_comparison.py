@@ -179,8 +179,8 @@ def test_mc_dropout_is_tabled_and_worded_per_variant():
     a, b = [0.3 + 0.01 * (i % 4) for i in range(10)], [0.35 + 0.01 * (i % 3) for i in range(10)]
     test = stats.corrected_paired_ttest(a, b, 18, 2)
     mc = {"hidden": {m: test for m in comparison.MC_METRICS}}
-    table = comparison.mc_table(mc, 50)
-    assert table.iloc[0, :2].tolist() == ["hidden", "50"]
+    table = comparison.mc_table(mc, 50, {"hidden": 0.12}, {"hidden": 0.08})
+    assert table.iloc[0, :3].tolist() == ["hidden", "50", "0.120 → 0.080"]
     (line,) = comparison.mc_findings(mc, 50)
     assert line.startswith("hidden, MC dropout (50 passes) minus the standard pass: log loss -0.")
     assert "log loss" in line and ": better" in line  # lower loss

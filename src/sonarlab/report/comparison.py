@@ -517,15 +517,21 @@ MC_METRICS = ("log_loss", "brier", "accuracy")
 LABELS = {"log_loss": "log loss", "brier": "Brier", "accuracy": "accuracy"}
 
 
-def mc_table(mc: Mapping[str, Mapping[str, stats.PairedTest]], samples: int) -> pd.DataFrame:
+def mc_table(
+    mc: Mapping[str, Mapping[str, stats.PairedTest]],
+    samples: int,
+    ece: Mapping[str, float],
+    mc_ece: Mapping[str, float],
+) -> pd.DataFrame:
     """MC dropout (``samples`` stochastic passes, averaged) minus the standard
-    weight-scaled pass, paired split by split, for every variant with dropout."""
-    header = ["variant", "passes"]
+    weight-scaled pass, paired split by split, for every variant with dropout; and the
+    expected calibration error of each pass's pooled predictions."""
+    header = ["variant", "passes", "ECE: standard → MC"]
     for m in MC_METRICS:
         header += [f"Δ {LABELS[m]} (MC − standard) [95% CI]", "p"]
     body = []
     for name, tests in mc.items():
-        cells = [name, str(samples)]
+        cells = [name, str(samples), f"{ece[name]:.3f} → {mc_ece[name]:.3f}"]
         for m in MC_METRICS:
             t = tests[m]
             cells += [pp(t.mean) + " " + ci(t.low, t.high, pp) if m == "accuracy" else _signed(t),
@@ -596,7 +602,7 @@ def mc_findings(mc: Mapping[str, Mapping[str, stats.PairedTest]], samples: int) 
             better = (t.mean > 0) if m == "accuracy" else (t.mean < 0)
             word = ("better" if better else "worse") if t.p < ALPHA else "no significant difference"
             shown = f"{pp(t.mean)}" if m == "accuracy" else f"{t.mean:+.3f}"
-            parts.append(f"{m.replace('_', ' ')} {shown} (p {p_value(t.p)}: {word})")
+            parts.append(f"{LABELS[m]} {shown} (p {p_value(t.p)}: {word})")
         out.append(
             f"{name}, MC dropout ({samples} passes) minus the standard pass: "
             + "; ".join(parts)
@@ -609,11 +615,14 @@ def conclusion_metrics(
     assessment: rule.Assessment,
     ece: Mapping[str, float],
     mc: Mapping[str, Mapping[str, stats.PairedTest]],
+    mc_ece: Mapping[str, float],
 ) -> dict[str, float]:
     """The report's new numbers for its MLflow table: the reference, the choice's
-    corrected estimates, each ECE and each MC-minus-standard difference."""
+    corrected estimates, each ECE (of MC dropout's too) and each MC-minus-standard
+    difference."""
     out = {f"{reference.NAME}.{m}_mean": v for m, v in assessment.reference_means().items()}
     out.update({f"{n}.ece": v for n, v in ece.items()})
+    out.update({f"{n}.mc_ece": v for n, v in mc_ece.items()})
     for m, c in (assessment.corrected or {}).items():
         out.update({f"champion.bbc_{m}": c.mean, f"champion.bbc_{m}_ci_low": c.low,
                     f"champion.bbc_{m}_ci_high": c.high})  # fmt: skip

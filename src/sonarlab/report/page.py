@@ -101,6 +101,7 @@ class Content:
     bins: Mapping[str, pd.DataFrame]  # calibration.reliability of each variant
     mc: Mapping[str, Mapping[str, stats.PairedTest]]  # MC − standard, variants with dropout
     mc_bins: Mapping[str, pd.DataFrame]
+    mc_ece: Mapping[str, float]
     mc_samples: int
     grids: Sequence[comparison.GridConclusion] = ()
 
@@ -132,7 +133,10 @@ def sections(c: Content) -> list[tuple[str, pd.DataFrame | list[str]]]:
     ]
     if c.mc:
         out.append(
-            ("MC dropout against the standard pass", comparison.mc_table(c.mc, c.mc_samples))
+            (
+                "MC dropout against the standard pass",
+                comparison.mc_table(c.mc, c.mc_samples, c.ece, c.mc_ece),
+            )
         )
     return out
 

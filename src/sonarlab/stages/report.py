@@ -99,11 +99,11 @@ def conclusions(rows, baseline, unlike, folds, predictions, cv, grids) -> page.C
         assessment = rule.assess(folds, side_by_side, {n: n for n in names}, cv.seed)
     except ValueError as exc:  # results that cannot be paired: one line, exit 1
         raise DataError(str(exc)) from None
-    ece, bins, mc, mc_bins = {}, {}, {}, {}
+    ece, bins, mc, mc_bins, mc_ece = {}, {}, {}, {}, {}
     for name, pred in predictions.items():
         ece[name], bins[name] = calibration_of(pred, "p")
         if result_predictions.has_mc(pred):
-            _, mc_bins[name] = calibration_of(pred, "p_mc")
+            mc_ece[name], mc_bins[name] = calibration_of(pred, "p_mc")
             mc[name] = result_predictions.paired(
                 result_predictions.split_scores(pred, "p_mc"),
                 result_predictions.split_scores(pred, "p"),
@@ -111,7 +111,7 @@ def conclusions(rows, baseline, unlike, folds, predictions, cv, grids) -> page.C
             )
     ece[reference.NAME], _ = calibration_of(reference.no_skill(side_by_side), "p")
     return page.Content(
-        rows, baseline, unlike, assessment, ece, bins, mc, mc_bins, cv.mc_samples, grids
+        rows, baseline, unlike, assessment, ece, bins, mc, mc_bins, mc_ece, cv.mc_samples, grids
     )
 
 
@@ -155,10 +155,10 @@ def build_report() -> None:
             page.html_page(content, figures, learning, grid_figures),
         )
         mlflow.log_params({"baseline": baseline, "variants": ",".join(names)})
-        runs.log_comparison(
-            {**comparison.comparison_metrics(rows),
-             **comparison.conclusion_metrics(content.assessment, content.ece, content.mc)}
-        )  # fmt: skip
+        conclusions_logged = comparison.conclusion_metrics(
+            content.assessment, content.ece, content.mc, content.mc_ece
+        )
+        runs.log_comparison({**comparison.comparison_metrics(rows), **conclusions_logged})
         mlflow.set_tag("champion", champion or "none")
         runs.log_outputs([paths.reports / name for name in written])
         registered = runs.registered_model_name(experiment)
