@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -125,3 +130,33 @@ def scratch(reproduced, tmp_path) -> Project:
     root = tmp_path / "scratch"
     shutil.copytree(project.root, root, ignore=shutil.ignore_patterns("mlflow.db*", "mlartifacts"))
     return Project(root, project.env)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(server: subprocess.Popen, uri: str, log: Path) -> Iterator[str]:
+    """``uri``, once the tracking server ``server`` (started by the caller, its output in
+    ``log``) answers its /health, within 120 s; the server is stopped by its pid after."""
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the tracking server never answered"
+                time.sleep(0.5)
+        yield uri
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

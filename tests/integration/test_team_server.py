@@ -7,11 +7,9 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -19,16 +17,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT
-from tests.integration.conftest import BIN
+from tests.integration.conftest import BIN, free_port, serving
 from tests.integration.test_cluster import Cluster
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def postgres_bin() -> Path:
@@ -94,25 +86,8 @@ def tracking_server(postgres, tmp_path):
         stdout=open(tmp_path / "server.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
         start_new_session=True,
     )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "the tracking server never answered"
-                time.sleep(0.5)
+    with serving(server, f"http://127.0.0.1:{port}", tmp_path / "server.log") as uri:
         yield uri, tmp_path / "artifacts"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def test_the_script_refuses_a_store_that_is_not_postgresql(tmp_path):
