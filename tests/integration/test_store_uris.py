@@ -12,7 +12,6 @@ import os
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,10 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from sonarlab.tracking.stores import CONNECT_SECONDS, sqlalchemy_uri
-from tests.integration.conftest import BIN, Project
+from tests.integration.conftest import BIN, Project, free_port, serving
 from tests.integration.test_connections import hostile_server
 from tests.integration.test_store_failures import TF_NOISE
-from tests.integration.test_team_server import free_port, postgres  # noqa: F401 (fixture)
+from tests.integration.test_team_server import postgres  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +73,14 @@ def untouched(copy: Project) -> None:
     reports = copy.root / "reports"
     assert {p: p.stat().st_mtime_ns for p in reports.iterdir()} == copy.before
     assert not (copy.root / "mlflow.db").exists()
+
+
+def refused(copy: Project, proc, expected: str, code: int = 1) -> None:
+    """The report stopped with ``expected`` as its one line, exit ``code``, no password
+    shown, nothing written."""
+    assert one_line(proc, code) == expected
+    assert "s3cret" not in proc.stderr
+    untouched(copy)
 
 
 def experiment(copy: Project) -> str:
@@ -127,13 +134,11 @@ def test_a_database_whose_driver_is_not_installed(copy, uri, package, module, dr
     uri = uri.format(port=free_port())
     proc, seconds = report(copy, uri)
     shown = uri.replace(":s3cret@", ":***@")
-    assert one_line(proc) == (
+    refused(copy, proc, (
         f"MLflow store {shown} needs the Python package {package} (module {module}, the "
         f"{driver}), which is not installed; add it to the environment, or set "
         "MLFLOW_TRACKING_URI to another store"
-    )
-    assert "s3cret" not in proc.stderr
-    untouched(copy)
+    ))  # fmt: skip
     print(f"\n{uri}: {seconds:.1f} s")
 
 
@@ -141,13 +146,57 @@ def test_a_database_whose_driver_is_not_installed(copy, uri, package, module, dr
 def test_a_scheme_mlflow_has_no_store_for(copy, uri):
     proc, seconds = report(copy, uri)
     scheme = uri.split("://")[0]
-    assert one_line(proc, code=2) == (
+    refused(copy, proc, (
         f"invalid parameter: MLFLOW_TRACKING_URI: got {uri.replace(':s3cret@', ':***@')!r}, a "
         f"scheme MLflow has no store for ({scheme}://); allowed: sqlite:///<file>, "
         "postgresql://, mysql://, mssql:// (with their drivers), http(s)://<tracking server>, "
         "file:<folder> or a folder"
-    )
-    untouched(copy)
+    ), code=2)  # fmt: skip
+    print(f"\n{uri}: {seconds:.1f} s")
+
+
+@pytest.mark.parametrize(
+    ("uri", "why"),
+    [
+        ("http://127.0.0.1:notaport", "Port could not be cast to integer value as 'notaport'"),
+        ("postgresql://sonarlab:s3cret@127.0.0.1:99999/mlflow", "Port out of range 0-65535"),
+    ],
+)
+def test_a_uri_whose_port_is_not_a_port(copy, uri, why):
+    """Not "a server that does not speak HTTP" (urllib's InvalidURL), nor SQLAlchemy's
+    ValueError: a setting to correct, exit 2."""
+    proc, seconds = report(copy, uri)
+    refused(copy, proc, (
+        f"invalid parameter: MLFLOW_TRACKING_URI: got "
+        f"{sqlalchemy_uri(uri).replace(':s3cret@', ':***@')!r} ({why}); allowed: a port "
+        "from 1 to 65535, or none (the scheme's default)"
+    ), code=2)  # fmt: skip
+    print(f"\n{uri}: {seconds:.1f} s")
+
+
+@pytest.mark.parametrize("uri", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_sqlite_store(copy, uri):
+    """MLflow takes it, and the stage would run to the end: its runs then vanish."""
+    proc, seconds = report(copy, uri)
+    refused(copy, proc, (
+        f"invalid parameter: MLFLOW_TRACKING_URI: got {uri!r}, an in-memory SQLite store: its "
+        "runs would be gone when the stage ends; allowed: sqlite:///<file>, or unset for the "
+        "project's store"
+    ), code=2)  # fmt: skip
+    print(f"\n{uri}: {seconds:.1f} s")
+
+
+@pytest.mark.parametrize("form", ["file", "folder"])
+def test_a_folder_store_that_cannot_be_made(copy, form):
+    """A folder store where no folder can be made (/proc): not "missing input ... run `dvc
+    repro`", which is what MLflow's FileNotFoundError read as."""
+    folder = "/proc/sonarlab-store"
+    uri = Path(folder).as_uri() if form == "file" else folder
+    proc, seconds = report(copy, uri, {"MLFLOW_ALLOW_FILE_STORE": "true"})
+    refused(copy, proc, (
+        f"MLflow store {uri} cannot be used: {folder} is not writable (No such file or "
+        "directory); make it writable"
+    ))  # fmt: skip
     print(f"\n{uri}: {seconds:.1f} s")
 
 
@@ -173,15 +222,61 @@ def test_postgresql_that_does_not_answer(copy, server):
         with hostile_server("silent") as port:
             proc, seconds = report(copy, f"postgresql://sonarlab:s3cret@127.0.0.1:{port}/mlflow")
         why = f'connection to server at "127.0.0.1", port {port} failed: timeout expired'
-    assert one_line(proc) == (
+    refused(copy, proc, (
         f"MLflow store postgresql+psycopg2://sonarlab:***@127.0.0.1:{port}/mlflow does not "
         f"answer ({why}); start the database, or check the host, port, user, password and "
         "database name in MLFLOW_TRACKING_URI"
-    )
-    assert "s3cret" not in proc.stderr
-    untouched(copy)
+    ))  # fmt: skip
     assert seconds < START_SECONDS + CONNECT_SECONDS
     print(f"\npostgresql {server}: {seconds:.1f} s")
+
+
+def test_postgresql_that_logs_in_but_never_answers_a_query(copy):
+    """A server that completes PostgreSQL's start-up (no TLS, logged in, ready for a
+    query) and then says nothing: libpq's connect_timeout has passed, and psycopg2 has no
+    bound of its own on a query."""
+    with hostile_server("postgres") as port:
+        uri = f"postgresql://sonarlab:s3cret@127.0.0.1:{port}/mlflow"
+        proc, seconds = report(copy, uri)
+    refused(copy, proc, (
+        f"MLflow store postgresql+psycopg2://sonarlab:***@127.0.0.1:{port}/mlflow accepted a "
+        f"connection but did not answer a query within {CONNECT_SECONDS:g} s; check the "
+        "database server (its log, its load) and the host and port in MLFLOW_TRACKING_URI"
+    ))  # fmt: skip
+    assert seconds < START_SECONDS + CONNECT_SECONDS
+    print(f"\npostgresql, logged in then silent: {seconds:.1f} s")
+
+
+def test_postgresql_whose_tables_another_session_holds_locked(copy, postgres):  # noqa: F811
+    """A real PostgreSQL answers the probe, but another session holds MLflow's tables
+    locked: MLflow's queries would wait for ever; libpq's PGOPTIONS (lock_timeout,
+    statement_timeout of SONARLAB_STORE_TIMEOUT) end them, and the stage says so."""
+    import psycopg2
+
+    store = sqlalchemy_uri(postgres)
+    MlflowClient(store).search_experiments()  # MLflow's schema, made before the lock
+    holder = psycopg2.connect(postgres)
+    try:
+        with holder.cursor() as cur:  # a transaction left open: the lock is held
+            cur.execute("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE")
+        proc, seconds = report(copy, postgres, {"SONARLAB_STORE_TIMEOUT": "3"})
+    finally:
+        holder.rollback()
+        holder.close()
+    line = one_line(proc)
+    assert line.startswith(f"MLflow store {store} cannot be used: "), line
+    # lock_timeout and statement_timeout are equal: whichever the server checks first
+    ended = ("QueryCanceled: canceling statement due to statement timeout",
+             "LockNotAvailable: canceling statement due to lock timeout")  # fmt: skip
+    assert line.endswith(ended), line
+    untouched(copy)
+    assert seconds < START_SECONDS + CONNECT_SECONDS + 2 * 3
+    running = MlflowClient(store).search_runs(
+        [e.experiment_id for e in MlflowClient(store).search_experiments(ViewType.ALL)],
+        "attributes.status = 'RUNNING'",
+    )
+    assert not running
+    print(f"\npostgresql, tables locked: {seconds:.1f} s: {line}")
 
 
 @pytest.fixture
@@ -198,25 +293,8 @@ def mlflow_server(tmp_path):
         cwd=folder, env=env, stdout=open(folder / "log", "w"),  # noqa: SIM115
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, (folder / "log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "the tracking server never answered"
-                time.sleep(0.5)
+    with serving(server, f"http://127.0.0.1:{port}", folder / "log") as uri:
         yield uri
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def test_a_tracking_server_works(copy, mlflow_server):

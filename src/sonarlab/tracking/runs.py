@@ -104,10 +104,13 @@ def check_reachable(tracking_uri: str, timeout: float = 5.0, experiment: str = "
     ``StoreError`` (an ``OSError``) if it is down or is not an MLflow server. Local
     stores are probed by ``open_experiment``.
     """
+    stores.check_scheme(tracking_uri)  # a store MLflow has, with a port that is a number
     if tracking_uri.startswith(("http://", "https://")):
         stores.probe_server(tracking_uri, experiment, timeout)
     else:
+        stores.probe_folder_store(tracking_uri)
         stores.probe_database(tracking_uri)  # PostgreSQL, MySQL, SQL Server: one connection
+        stores.bound_database_sessions(tracking_uri, stores.store_timeout(), os.environ)
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:

@@ -11,7 +11,10 @@ what to do, never a traceback from MLflow, SQLAlchemy or alembic):
 - a tracking server (``probe_server``) answers MLflow's REST API with MLflow's JSON,
   each request within its time from connecting to the last byte;
 - a database store (``probe_database``): its driver is installed, and the database
-  answers a connection within ``CONNECT_SECONDS``.
+  answers a connection and a query within ``CONNECT_SECONDS``; after the probe, libpq's
+  own bounds hold for MLflow's connections too (``bound_database_sessions``);
+- a URI's port is a port, an in-memory SQLite store is refused (its runs would vanish),
+  and a folder store's folder can be made (``check_scheme``, ``probe_folder_store``).
 
 A URI in a message is ``shown``: a password in it is masked.
 
@@ -33,7 +36,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,7 +320,21 @@ def check_scheme(uri: str) -> None:
 
     from sonarlab.core.params import ConfigError
 
-    scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.lower()
+    try:
+        parts.port  # noqa: B018 (urllib checks it when asked: "nonnumeric port", "out of range")
+    except ValueError as exc:
+        raise ConfigError(
+            f"MLFLOW_TRACKING_URI: got {shown(uri)!r} ({exc}); allowed: a port from 1 to 65535, "
+            "or none (the scheme's default)"
+        ) from None
+    if scheme.partition("+")[0] == "sqlite" and parts.path in ("", "/", "/:memory:"):
+        raise ConfigError(
+            f"MLFLOW_TRACKING_URI: got {uri!r}, an in-memory SQLite store: its runs would be "
+            "gone when the stage ends; allowed: sqlite:///<file>, or unset for the project's "
+            "store"
+        )
     if scheme in ("", "file") and not MLFLOW_ALLOW_FILE_STORE.get():
         raise StoreError(
             f"MLflow store {uri} is a folder, MLflow's file store, which MLflow "
@@ -333,6 +350,17 @@ def check_scheme(uri: str) -> None:
         f"({scheme}://); allowed: sqlite:///<file>, postgresql://, mysql://, mssql:// (with "
         "their drivers), http(s)://<tracking server>, file:<folder> or a folder"
     )
+
+
+def probe_folder_store(uri: str) -> None:
+    """A folder store (``file:`` or a path, relative to the working folder as MLflow takes
+    it) can be made and written: MLflow's own failure is a FileNotFoundError or
+    PermissionError from deep inside its FileStore, which would read as a missing input."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme.lower() not in ("", "file"):
+        return
+    path = Path(urllib.request.url2pathname(parts.path) if parts.scheme else uri)
+    _probe_folder(path, f"MLflow store {shown(uri)} cannot be used")
 
 
 def _mlflow_version() -> str:
@@ -381,21 +409,64 @@ def probe_database(uri: str, seconds: float = CONNECT_SECONDS) -> None:
             f"the {url.get_backend_name()} driver {dbapi.driver}), which is not installed; "
             f"add it to the environment, or set MLFLOW_TRACKING_URI to another store"
         ) from None
-    # libpq's and MySQL's connect_timeout bound the whole connection (and its log-in)
+    # libpq's and MySQL's connect_timeout bound the whole connection (and its log-in);
+    # the watchdog bounds the rest, SQLAlchemy's first queries and ours, from connecting
+    # to the last answer (a server that logs in and then says nothing, or a stopped one)
     args = {"connect_timeout": max(1, round(seconds))} if dialect in ("postgresql", "mysql") else {}
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, connect_args=args)
-    try:
-        with engine.connect():
-            pass
-    except SQLAlchemyError as exc:
-        inner = getattr(exc, "orig", None) or exc
-        text = " ".join(str(inner).split()) or type(inner).__name__
-        raise StoreError(
-            f"MLflow store {shown(uri)} does not answer ({text[:200]}); start the database, "
-            "or check the host, port, user, password and database name in MLFLOW_TRACKING_URI"
-        ) from None
-    finally:
-        engine.dispose()
+    watched: list[socket.socket] = []
+
+    with Watchdog(seconds) as watchdog:
+
+        @sqlalchemy.event.listens_for(engine, "do_connect")
+        def connect(dialect, record, cargs, cparams):  # the driver's own connect, then watched
+            conn = dialect.loaded_dbapi.connect(*cargs, **cparams)
+            fileno = getattr(conn, "fileno", None)
+            if callable(fileno):
+                watched.append(socket.socket(fileno=os.dup(fileno())))
+                watchdog.watch(watched[-1])
+            return conn
+
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            if watchdog.expired and watched:  # logged in (else libpq's connect_timeout)
+                raise StoreError(
+                    f"MLflow store {shown(uri)} accepted a connection but did not answer a "
+                    f"query within {seconds:g} s; check the database server (its log, its "
+                    "load) and the host and port in MLFLOW_TRACKING_URI"
+                ) from None
+            inner = getattr(exc, "orig", None) or exc
+            text = " ".join(str(inner).split()) or type(inner).__name__
+            raise StoreError(
+                f"MLflow store {shown(uri)} does not answer ({text[:200]}); start the "
+                "database, or check the host, port, user, password and database name in "
+                "MLFLOW_TRACKING_URI"
+            ) from None
+        finally:
+            engine.dispose()
+            for sock in watched:
+                sock.close()
+
+
+def bound_database_sessions(uri: str, seconds: float, env: MutableMapping[str, str]) -> None:
+    """libpq's own bounds on every PostgreSQL connection of this process, MLflow's too
+    (it makes its engine without ``connect_args``, so libpq's environment variables are
+    the way in): ``PGCONNECT_TIMEOUT`` (``CONNECT_SECONDS``), and in ``PGOPTIONS`` the
+    server's ``lock_timeout`` and ``statement_timeout`` of ``seconds``
+    (``store_timeout()``): a table another session holds locked, or a query the server
+    does not finish, fails the stage in one line instead of waiting for ever. MLflow's
+    own statements take milliseconds; only a new store's migration is longer (seconds).
+    A value the user set is kept."""
+    if database_dialect(uri) != "postgresql":
+        return
+    env.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_SECONDS))
+    options = env.get("PGOPTIONS", "")
+    for name in ("lock_timeout", "statement_timeout"):
+        if name not in options:
+            options += f" -c {name}={max(1, round(seconds * 1000))}"
+    env["PGOPTIONS"] = options.strip()
 
 
 # --- liveness -----------------------------------------------------------------------
