@@ -91,7 +91,7 @@ def _mean(table: pd.DataFrame, metric: str) -> float:
     return float(values.mean()) if np.isfinite(values).all() else math.nan
 
 
-def verdict(name: str, scores: pd.DataFrame, reference: pd.DataFrame) -> Verdict:
+def against_reference(name: str, scores: pd.DataFrame, reference: pd.DataFrame) -> Verdict:
     """``name``'s per-split scores against the reference's on the same splits."""
     keys = ["repeat", "fold"]
     if not scores[keys].reset_index(drop=True).equals(reference[keys].reset_index(drop=True)):
@@ -110,7 +110,7 @@ def verdict(name: str, scores: pd.DataFrame, reference: pd.DataFrame) -> Verdict
 def choose(candidates: Mapping[str, pd.DataFrame], reference: pd.DataFrame) -> Choice:
     """The rule: each candidate's per-split scores (``outcomes.per_split`` or
     ``predictions.split_scores`` tables), in order, against the reference's."""
-    verdicts = tuple(verdict(name, table, reference) for name, table in candidates.items())
+    verdicts = tuple(against_reference(n, table, reference) for n, table in candidates.items())
     ranked = [
         (v.score, v.tie_break if math.isfinite(v.tie_break) else math.inf, i)
         for i, v in enumerate(verdicts)
