@@ -196,4 +196,7 @@ def test_out_of_memory_is_recognized_by_name_through_its_causes():
             raise StageError("shard 0 failed in this process") from inner
     except StageError as outer:
         assert sizes.ran_out_of_memory(outer)
+        # a one-line message names the error, not TensorFlow's long text
+        assert sizes.memory_error_name(outer) == "ResourceExhaustedError"
     assert not sizes.ran_out_of_memory(ValueError("no"))
+    assert sizes.memory_error_name(ValueError("no")) is None

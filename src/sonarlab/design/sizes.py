@@ -268,6 +268,12 @@ def ran_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` or what caused it is running out of memory: TensorFlow's
     ``ResourceExhaustedError`` (matched by name: this layer loads no TensorFlow) or
     Python's ``MemoryError``."""
+    return memory_error_name(exc) is not None
+
+
+def memory_error_name(exc: BaseException) -> str | None:
+    """The type name of the out-of-memory error in ``exc`` or what caused it, if any
+    (what a one-line message names, rather than TensorFlow's long text)."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -275,7 +281,8 @@ def ran_out_of_memory(exc: BaseException) -> bool:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if any(t.__name__ in OUT_OF_MEMORY for t in type(e).__mro__):
-            return True
+        for t in type(e).__mro__:
+            if t.__name__ in OUT_OF_MEMORY:
+                return type(e).__name__
         todo += [e.__cause__, e.__context__]
-    return False
+    return None

@@ -90,7 +90,7 @@ def grid_stage(name: str) -> None:
             if not sizes.ran_out_of_memory(exc):
                 raise
             raise StageError(
-                f"out of memory training grids.{name} ({exc}); make "
+                f"out of memory training grids.{name} ({sizes.memory_error_name(exc)}); make "
                 f"variants.{study.variant}.model's layers smaller or its batch_size smaller"
             ) from exc
         folds = shards.trial_folds(planned, results, prepared)
