@@ -106,10 +106,8 @@ def check(sonar: Sonar, grid: GridConfig, cv: CVConfig, bootstraps: int = rule.B
     prepared = prepare(sonar.X, sonar.y, cv)
     planned = shards.plan(grid, sonar, prepared)
     results = [shards.run_shard(s) for s in planned]
-    folds = shards.trial_folds(planned, results, prepared)
-    trials, splits = shards.tables(grid, folds)
-    oof = shards.predictions(grid, folds)
-    trials, assessment = shards.judge(grid, trials, splits, oof, cv.seed)
+    out = shards.judged(grid, planned, results, prepared, cv.seed)
+    trials, oof, assessment = out.trials, out.predictions, out.assessment
     matrix, labels = rule.probability_matrix(oof, [f"p_{t.index}" for t in grid.trials])
     counts = rule.bootstrap_counts(len(labels), bootstraps, bootstrap_seed(cv.seed))
 

@@ -162,11 +162,8 @@ def test_the_trial_that_is_a_pipeline_variant_gives_its_cv_numbers(tiny_data):
 def judged(study, sonar, prepared):
     planned = shards.plan(study, sonar, prepared)
     results = [shards.run_shard(s) for s in planned]
-    folds = shards.trial_folds(planned, results, prepared)
-    trials, splits = shards.tables(study, folds)
-    oof = shards.predictions(study, folds)
-    trials, assessment = shards.judge(study, trials, splits, oof, prepared.seed)
-    return trials, splits, oof, assessment
+    out = shards.judged(study, planned, results, prepared, prepared.seed)
+    return out.trials, out.splits, out.predictions, out.assessment
 
 
 def test_the_grid_figure_and_sentence_follow_the_number_of_axes(tiny_data):

@@ -163,3 +163,29 @@ def judge(
         beats_reference=[int(v.beats_reference) for v in verdicts],
     )
     return judged, assessment
+
+
+@dataclass
+class Judged:
+    """A grid's results, ready to write: ``tables``' two tables (trials judged by
+    ``judge``), every trial's out-of-fold predictions, and the rule's assessment."""
+
+    trials: pd.DataFrame
+    splits: pd.DataFrame
+    predictions: pd.DataFrame
+    assessment: rule.Assessment
+
+
+def judged(
+    grid: GridConfig,
+    planned: Sequence[Shard],
+    results: Sequence[ShardResult],
+    prepared: Prepared,
+    seed: int,
+) -> Judged:
+    """Everything the grid's outputs hold, from its shards' results (in any order)."""
+    folds = trial_folds(planned, results, prepared)
+    trials, splits = tables(grid, folds)
+    oof = predictions(grid, folds)
+    trials, assessment = judge(grid, trials, splits, oof, seed)
+    return Judged(trials, splits, oof, assessment)

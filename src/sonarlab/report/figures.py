@@ -54,16 +54,23 @@ def differences(
     return fig
 
 
+def _panels(n: int, width: float, height: float) -> tuple[Figure, np.ndarray, int]:
+    """A grid of panels for ``n`` variants, three a row, sharing both axes: the figure,
+    the axes (2-D) and the number of columns."""
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(width * cols, height * rows), sharex=True, sharey=True,
+        constrained_layout=True, squeeze=False,
+    )  # fmt: skip
+    return fig, axes, cols
+
+
 def overfitting(curves: Mapping[str, Mapping[str, np.ndarray]], title: str) -> Figure:
     """One panel per variant, shared axes: mean (± std band across folds) loss per epoch
     on the training rows (training mode, as Keras reports it) and on the held-out fold."""
     names = list(curves)
-    cols = min(3, len(names))
-    rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(4.2 * cols, 3.3 * rows), sharex=True, sharey=True,
-        constrained_layout=True, squeeze=False,
-    )  # fmt: skip
+    fig, axes, cols = _panels(len(names), 4.2, 3.3)
     for ax, name in zip(axes.flat, names, strict=False):
         c = curves[name]
         epochs = np.arange(1, len(c["train_loss_mean"]) + 1)
@@ -105,12 +112,7 @@ def reliability_diagrams(
     standard pass's where there are any. The panel's title carries its ECE."""
     mc = mc or {}
     names = list(bins)
-    cols = min(3, len(names))
-    rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(3.8 * cols, 3.6 * rows), sharex=True, sharey=True,
-        constrained_layout=True, squeeze=False,
-    )  # fmt: skip
+    fig, axes, _ = _panels(len(names), 3.8, 3.6)
     for ax, name in zip(axes.flat, names, strict=False):
         ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
         table = bins[name]

@@ -93,10 +93,8 @@ def grid_stage(name: str) -> None:
                 f"out of memory training grids.{name} ({sizes.memory_error_name(exc)}); make "
                 f"variants.{study.variant}.model's layers smaller or its batch_size smaller"
             ) from exc
-        folds = shards.trial_folds(planned, results, prepared)
-        trials, splits = shards.tables(study, folds)
-        oof = shards.predictions(study, folds)
-        trials, assessment = shards.judge(study, trials, splits, oof, cv.seed)
+        out = shards.judged(study, planned, results, prepared, cv.seed)
+        trials, splits, oof, assessment = out.trials, out.splits, out.predictions, out.assessment
         axes = study.axis_names
         best = assessment.choice.chosen
         corrected = assessment.corrected and {
