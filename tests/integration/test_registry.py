@@ -140,9 +140,10 @@ def test_the_ui_first_page_holds_every_variant_and_no_fold_or_trial(reproduced, 
         Path(client.download_artifacts(report["info"]["run_id"], "comparison.json")).read_text()
     )
     assert set(table["data"][0]) >= set() and "variant" in table["columns"]
-    assert sorted(row[table["columns"].index("variant")] for row in table["data"]) == sorted(
-        variants
-    )
+    rows = {row[table["columns"].index("variant")]: row for row in table["data"]}
+    assert sorted(rows) == sorted([*variants, "no-skill"])  # the reference is a row too
+    champion = client.get_run(report["info"]["run_id"]).data.tags["champion"]
+    assert rows[champion][table["columns"].index("bbc_accuracy")] is not None
 
 
 def test_every_fold_and_trial_is_a_child_in_its_own_experiment(reproduced):

@@ -623,9 +623,10 @@ def conclusion_metrics(
     out = {f"{reference.NAME}.{m}_mean": v for m, v in assessment.reference_means().items()}
     out.update({f"{n}.ece": v for n, v in ece.items()})
     out.update({f"{n}.mc_ece": v for n, v in mc_ece.items()})
+    chosen = assessment.choice.chosen  # its row carries the BBC-CV estimates of the choice
     for m, c in (assessment.corrected or {}).items():
-        out.update({f"champion.bbc_{m}": c.mean, f"champion.bbc_{m}_ci_low": c.low,
-                    f"champion.bbc_{m}_ci_high": c.high})  # fmt: skip
+        out.update({f"{chosen}.bbc_{m}": c.mean, f"{chosen}.bbc_{m}_ci_low": c.low,
+                    f"{chosen}.bbc_{m}_ci_high": c.high})  # fmt: skip
     for name, tests in mc.items():
         for m, t in tests.items():
             key = f"{name}.mc_delta_{m}"
