@@ -55,7 +55,11 @@ def test_curves_round_trip_with_the_epoch_as_index(tmp_path):
 
 
 def test_metrics_json_must_hold_exactly_its_keys(tmp_path):
-    metrics = {**summarize_folds(per_split(FOLDS)).metrics(), "ece": 0.05, "final_train_accuracy": 1.0}
+    metrics = {
+        **summarize_folds(per_split(FOLDS)).metrics(),
+        "ece": 0.05,
+        "final_train_accuracy": 1.0,
+    }
     tables.write_metrics(tmp_path / "m.json", metrics)
     assert tables.read_metrics(tmp_path / "m.json") == metrics
     (tmp_path / "m.json").write_text(
