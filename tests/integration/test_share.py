@@ -199,16 +199,22 @@ def test_the_lock_check_passes_on_a_fresh_clone_in_one_line(ci_clone):
 
 
 def test_the_lock_check_names_each_stage_a_changed_source_file_feeds(ci_clone):
-    # a folder dep (cv, grid and report list src/sonarlab/results): named as DVC names it
+    # grid and report list the folder src/sonarlab/results, cv@* its files one by one:
+    # each stage's problem names the dep as its dvc.yaml lists it
     model = ci_clone.root / "src" / "sonarlab" / "results" / "stats.py"
     model.write_text(model.read_text() + "# edited\n")
 
     result = check_lock(ci_clone)
 
     assert result.returncode == 1
-    found = stale(result.stdout)
-    assert {stage for stage, _ in found} == stages_depending_on(ci_clone, "src/sonarlab/results")
-    assert all(problem.startswith("src/sonarlab/results: changed (") for _, problem in found)
+    found = dict(stale(result.stdout))
+    by_folder = stages_depending_on(ci_clone, "src/sonarlab/results")
+    by_file = stages_depending_on(ci_clone, "src/sonarlab/results/stats.py")
+    assert by_folder and by_file  # both kinds are in the pipeline
+    assert set(found) == by_folder | by_file
+    for stage, problem in found.items():
+        dep = "src/sonarlab/results" if stage in by_folder else "src/sonarlab/results/stats.py"
+        assert problem.startswith(f"{dep}: changed ("), (stage, problem)
     assert "run `dvc repro`, then commit dvc.lock" in result.stdout.splitlines()[-1]
 
 
