@@ -39,6 +39,10 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = BINS) -> pd.DataFrame:
 
 def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = BINS) -> float:
     """Σ_b (n_b / n) · |mean(y_b) − mean(p_b)| over ``reliability``'s quantile bins."""
-    table = reliability(p, y, bins)
+    return binned_error(reliability(p, y, bins))
+
+
+def binned_error(table: pd.DataFrame) -> float:
+    """The expected calibration error of a ``reliability`` table already made."""
     weights = table["n"] / table["n"].sum()
     return float((weights * (table["y_mean"] - table["p_mean"]).abs()).sum())

@@ -86,8 +86,8 @@ def paired_predictions(predictions: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def calibration_of(pred: pd.DataFrame, column: str) -> tuple[float, pd.DataFrame]:
-    p, y = pred[column].to_numpy(np.float64), pred["label"].to_numpy()
-    return calibration.expected_calibration_error(p, y), calibration.reliability(p, y)
+    table = calibration.reliability(pred[column].to_numpy(np.float64), pred["label"].to_numpy())
+    return calibration.binned_error(table), table
 
 
 def conclusions(rows, baseline, unlike, folds, predictions, cv, grids) -> page.Content:
