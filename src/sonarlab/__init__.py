@@ -34,6 +34,12 @@ if "--xla_cpu_max_isa" not in os.environ.get("XLA_FLAGS", ""):
         f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_max_isa={XLA_ISA}".strip()
     )
 
+# XLA's compiled programs are kept on disk and loaded by later processes
+# (core.xla_cache: SONARLAB_XLA_CACHE, off to disable); set before TensorFlow starts.
+from sonarlab.core import xla_cache  # noqa: E402
+
+xla_cache.configure()
+
 from sonarlab.cli import interrupts  # noqa: E402
 
 # Run as `python -m sonarlab...`: from this first import on, Ctrl-C or SIGTERM ends the

@@ -35,6 +35,7 @@ two agree to float32 round-off (tested).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from sonarlab.core import xla_cache
 from sonarlab.data.folds import Prepared
 from sonarlab.data.seeds import Stream, final_seed, stream_seed
 from sonarlab.data.uci import Sonar
@@ -50,6 +52,8 @@ from sonarlab.results.metrics import EPS, binary_metrics
 from sonarlab.training.members import Member, Outcome, shape_key, split_members
 from sonarlab.training.model import build_network, steps_per_epoch
 from sonarlab.training.outcomes import CVResult, FinalResult, curve_columns, fold_result
+
+log = logging.getLogger(__name__)
 
 Tick = Callable[[int], None]  # called with the number of epochs done
 
@@ -485,6 +489,8 @@ def train_stacked(
     """Train every member; members that share a ``members.shape_key`` train together, in
     blocks of ``BLOCK``. The outcomes come back in the members' order. ``tick`` counts
     the epochs of the block that is training (blocks run one after another)."""
+    cache = xla_cache.active_folder()
+    cached, traced = xla_cache.entries(cache), _traces()
     groups: dict[tuple, list[int]] = {}
     for i, m in enumerate(members):
         groups.setdefault(shape_key(m.variant), []).append(i)
@@ -495,7 +501,17 @@ def train_stacked(
             for i, outcome in zip(block, _train_block([members[i] for i in block], X, y, tick),
                                   strict=False):  # fmt: skip
                 out[i] = outcome
+    compiled = _traces() - traced  # programs this call needed that this process lacked
+    if cache is not None and compiled:
+        new = xla_cache.entries(cache) - cached
+        log.info("XLA cache %s: %d program(s) loaded, %d compiled and stored",
+                 cache, max(0, compiled - new), new)  # fmt: skip
     return out
+
+
+def _traces() -> int:
+    """How many programs (per stack shape) this process has built so far."""
+    return sum(p.train.experimental_get_tracing_count() for p in _PROGRAMS.values())
 
 
 def _train_block(block: list[Member], X: np.ndarray, y: np.ndarray, tick: Tick) -> list[Outcome]:

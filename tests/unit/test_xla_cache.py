@@ -1,0 +1,83 @@
+"""XLA's persistent compilation cache (``core.xla_cache``): a second process loads the
+programs the first one stored, and trains to the same bits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from sonarlab.core import xla_cache
+
+# Trains three tiny members fused and saves every weight, curve and probability.
+TRAIN = """
+import sys
+import numpy as np
+from sonarlab.data.folds import Scaler
+from sonarlab.design.variants import ModelConfig, OptimizerConfig, VariantConfig
+from sonarlab.training.engines import fused
+from sonarlab.training.members import Member
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(40, 60)).astype(np.float32)
+y = (rng.random(40) < 0.5).astype(np.float32)
+v = VariantConfig(model=ModelConfig("mlp", hidden=(8,), hidden_dropout=0.2),
+                  optimizer=OptimizerConfig(0.05, 0.9), epochs=3, batch_size=16)
+s = Scaler(mean=np.zeros(60), std=np.ones(60))
+rows = np.arange(40)
+members = [Member(v, rows[i:], rows[:i], s, 10 + i) for i in (0, 5, 9)]
+out = fused.train_stacked(members, X, y)
+arrays = {f"{j}_{k}": a for j, o in enumerate(out)
+          for k, a in [*enumerate(o.weights), ("c", o.curves), ("p", o.p_train)]}
+np.savez(sys.argv[1], **{str(k): v for k, v in arrays.items()})
+"""
+
+
+def _run(tmp_path: Path, name: str, cache: Path) -> tuple[dict, str]:
+    env = {**os.environ, xla_cache.ENV: str(cache)}
+    env.pop("TF_XLA_FLAGS", None)
+    out = tmp_path / f"{name}.npz"
+    proc = subprocess.run([sys.executable, "-c", TRAIN, str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with np.load(out) as saved:
+        return {k: saved[k] for k in saved.files}, proc.stderr
+
+
+def test_a_second_process_loads_the_cached_program_and_gets_the_same_bits(tmp_path):
+    cache = tmp_path / "xla"
+    first, _ = _run(tmp_path, "first", cache)
+    (folder,) = cache.iterdir()  # one folder: this TensorFlow, XLA_FLAGS and CPU
+    stored = xla_cache.entries(folder)
+    assert stored >= 1
+    second, _ = _run(tmp_path, "second", cache)
+    assert xla_cache.entries(folder) == stored  # loaded: nothing compiled anew
+    assert first.keys() == second.keys()
+    for k in first:
+        assert first[k].tobytes() == second[k].tobytes(), k
+
+
+def test_the_cache_folder_follows_the_setting(tmp_path):
+    env = {xla_cache.ENV: str(tmp_path), "XLA_FLAGS": "--xla_cpu_max_isa=AVX2"}
+    folder = xla_cache.cache_folder(env)
+    assert folder.parent == tmp_path
+    other = xla_cache.cache_folder({**env, "XLA_FLAGS": "--xla_cpu_max_isa=AVX512"})
+    assert other != folder  # other code, other bits: never the same entries
+    assert xla_cache.cache_folder({xla_cache.ENV: "off"}) is None
+    home = xla_cache.cache_folder({"XDG_CACHE_HOME": str(tmp_path)})
+    assert home.parent == tmp_path / "sonarlab" / "xla"
+
+
+def test_configure_sets_the_flag_unless_given_or_off(tmp_path):
+    env = {xla_cache.ENV: str(tmp_path)}
+    folder = xla_cache.configure(env)
+    assert folder.is_dir() and xla_cache.active_folder(env) == folder
+    assert "--tf_xla_persistent_cache_device_types=CPU" in env["TF_XLA_FLAGS"]
+    given = f"{xla_cache.FLAG}=/elsewhere"
+    own = {xla_cache.ENV: str(tmp_path), "TF_XLA_FLAGS": given}
+    assert xla_cache.configure(own) is None and own["TF_XLA_FLAGS"] == given
+    off = {xla_cache.ENV: "0"}
+    assert xla_cache.configure(off) is None and "TF_XLA_FLAGS" not in off
