@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
 from sonarlab.core import files
 from sonarlab.core.params import ConfigError, CVConfig
@@ -69,6 +68,9 @@ def assign_folds(y: np.ndarray, folds: int, repeats: int, seed: int) -> np.ndarr
         raise ConfigError(
             f"cv.folds: got {folds}; allowed: at most {smallest} (the smaller class's row count)"
         )
+    # scikit-learn takes ~2 s to import: only the stages that make folds pay for it
+    from sklearn.model_selection import StratifiedKFold
+
     out = np.empty((repeats, len(y)), dtype=np.int64)
     for r in range(repeats):
         skf = StratifiedKFold(
