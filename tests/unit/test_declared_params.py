@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sonarlab.stages import cv, fetch, grid, report, standardize
+from sonarlab.stages import cv, fetch, grid, report, search, standardize
 from tests.conftest import ROOT
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -66,6 +66,7 @@ READERS = {
     "standardize": lambda p, key: standardize.standardize_settings(p),
     "cv": cv.cv_settings,
     "grid": grid.grid_settings,
+    "search": search.search_settings,
     "report": lambda p, key: report.report_settings(p),
 }
 # a foreach stage's section: `foreach: ${variants}` -> variants

@@ -80,6 +80,10 @@ class Paths:
         """The outputs of ``grid@<name>`` (as ``dvc.yaml`` lists them)."""
         return GridPaths(self.root / "results" / "grid" / name)
 
+    def search(self, name: str) -> SearchPaths:
+        """The outputs of ``search@<name>`` (as ``dvc.yaml`` lists them)."""
+        return SearchPaths(self.root / "results" / "search" / name)
+
     @property
     def reports(self) -> Path:
         return self.root / "reports"
@@ -148,6 +152,30 @@ class GridPaths:
     @property
     def outputs(self) -> list[Path]:
         return [self.trials, self.splits, self.predictions, self.metrics, self.figure]
+
+
+@dataclass(frozen=True)
+class SearchPaths:
+    root: Path  # results/search/<name>
+
+    trials = property(lambda self: self.root / "trials.csv")
+    splits = property(lambda self: self.root / "splits.csv")
+    predictions = property(lambda self: self.root / "predictions.csv")
+    metrics = property(lambda self: self.root / "metrics.json")
+    study = property(lambda self: self.root / "study.journal")  # Optuna's JournalFileBackend
+
+    def figure(self, name: str) -> Path:
+        """``history``, ``importance`` or ``slices`` (``search.figures``)."""
+        return self.root / f"{name}.png"
+
+    @property
+    def figures(self) -> list[Path]:
+        return [self.figure(n) for n in ("history", "importance", "slices")]
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [self.trials, self.splits, self.predictions, self.metrics, self.study,
+                *self.figures]  # fmt: skip
 
 
 def git_commit(cwd: Path) -> str | None:

@@ -10,7 +10,7 @@ import dataclasses
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sonarlab.core.params import (
     IDENTIFIER,
@@ -37,6 +37,14 @@ class Trial:
     replicate: int  # the training seed (seeds.fold_seed's ``replicate``)
 
 
+class TrialSet(Protocol):
+    """What ``grid.shards`` plans, trains and judges together: a grid's trials, or one
+    rung of a search's block (``search.driver``)."""
+
+    @property
+    def trials(self) -> tuple[Trial, ...]: ...
+
+
 @dataclass(frozen=True)
 class GridConfig:
     """``grids.<name>``: a base variant and its axes; the trials are their product."""
@@ -61,7 +69,7 @@ def grid_names(params: Mapping[str, Any]) -> list[str]:
     return list(grids)
 
 
-def _field_type(key: str) -> Any:
+def field_type(key: str) -> Any:
     """The annotation of a dotted field of ``VariantConfig`` (None if there is none)."""
     cls: Any = VariantConfig
     for part in key.split("."):
@@ -103,7 +111,6 @@ def load_grid(params: Mapping[str, Any], name: str, protocol: CVConfig | None = 
     axes = spec.get("axes")
     if not isinstance(axes, Mapping) or not axes:
         reject(f"{key}.axes", axes, "allowed: a non-empty mapping of a variant's key to values")
-    readable = flatten(base)
     checked: list[tuple[str, tuple[Any, ...]]] = []
     for axis, values in axes.items():
         where = f"{key}.axes.{axis}"
@@ -115,37 +122,19 @@ def load_grid(params: Mapping[str, Any], name: str, protocol: CVConfig | None = 
             for i, v in enumerate(values):
                 if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                     reject(f"{where}[{i}]", v, "allowed: an integer >= 0 (a training seed)")
-        elif axis not in readable:
-            unread = (
-                f"not read by variants.{base_name} (model kind {base.model.kind!r}, "
-                f"schedule kind {base.schedule.kind!r})"
-            )
-            known = _field_type(axis) is not None
-            allowed = f"unknown key; allowed: {', '.join(_axes_of(base))}"
-            reject(where, values, unread if known else allowed)
-        elif not _numeric(_field_type(axis)):
-            reject(where, values, f"not a numeric field; allowed: {', '.join(_axes_of(base))}")
+        else:
+            check_field(where, axis, values, base_name, base)
         checked.append((axis, tuple(values)))
     if protocol is not None:
         sizes.check_grid(key, base_name, base, checked, protocol.folds, protocol.repeats)
-    raw = params["variants"][base_name]
     trials = []
     for index, combination in enumerate(itertools.product(*(v for _, v in checked))):
         values = dict(zip([a for a, _ in checked], combination, strict=True))
-        data = plain(raw)
-        for axis, value in values.items():
-            if axis == REPLICATE_AXIS:
-                continue
-            node = data
-            *parents, last = axis.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[last] = value
+        fields = {a: v for a, v in values.items() if a != REPLICATE_AXIS}
         try:
-            variant = build_config(VariantConfig, data, f"variants.{base_name}")
+            variant = variant_with(params, base_name, fields)
         except ConfigError as exc:
-            prefix = f"variants.{base_name}."
-            bad = next((a for a in values if str(exc).startswith(f"{prefix}{a}:")), None)
+            bad = failed_field(exc, base_name, fields)
             if bad is None:  # a combination of values, not one value, is out of range
                 raise ConfigError(f"{key}.axes {values}: {exc}") from None
             position = dict(checked)[bad].index(values[bad])
@@ -155,7 +144,44 @@ def load_grid(params: Mapping[str, Any], name: str, protocol: CVConfig | None = 
     return GridConfig(name, base_name, tuple(checked), tuple(trials))
 
 
+def check_field(where: str, field: str, value: Any, base_name: str, base: VariantConfig) -> None:
+    """Refuse ``where`` (an axis or a search dimension of ``field``, given ``value``)
+    unless ``field`` is a numeric field of ``variants.<base_name>`` its kind reads."""
+    if field not in flatten(base):
+        unread = (
+            f"not read by variants.{base_name} (model kind {base.model.kind!r}, "
+            f"schedule kind {base.schedule.kind!r})"
+        )
+        known = field_type(field) is not None
+        reject(
+            where, value, unread if known else f"unknown key; allowed: {', '.join(_axes_of(base))}"
+        )
+    if not _numeric(field_type(field)):
+        reject(where, value, f"not a numeric field; allowed: {', '.join(_axes_of(base))}")
+
+
+def variant_with(
+    params: Mapping[str, Any], base_name: str, fields: Mapping[str, Any]
+) -> VariantConfig:
+    """``variants.<base_name>`` with its dotted ``fields`` set to these values, built and
+    validated as any variant (a ``ConfigError`` names the variant's key)."""
+    data = plain(params["variants"][base_name])
+    for dotted, value in fields.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return build_config(VariantConfig, data, f"variants.{base_name}")
+
+
+def failed_field(exc: ConfigError, base_name: str, fields: Mapping[str, Any]) -> str | None:
+    """Which of ``fields`` a ``variant_with`` error is about (None: their combination)."""
+    prefix = f"variants.{base_name}."
+    return next((f for f in fields if str(exc).startswith(f"{prefix}{f}:")), None)
+
+
 def _axes_of(variant: VariantConfig) -> list[str]:
     """The keys a grid of ``variant`` may vary: its numeric fields, and ``seed``."""
-    keys = [k for k in flatten(variant) if _numeric(_field_type(k))]
+    keys = [k for k in flatten(variant) if _numeric(field_type(k))]
     return [*keys, REPLICATE_AXIS]

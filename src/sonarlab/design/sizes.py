@@ -259,6 +259,55 @@ def check_grid(
     )  # fmt: skip
 
 
+def check_search(
+    key: str,
+    base_name: str,
+    base: VariantConfig,
+    rungs: Sequence[int],
+    space: Sequence[Any],
+    trials: int,
+    folds: int,
+    repeats: int,
+) -> None:
+    """``searches.<name>`` (``key``) of ``base``: its budget's work, as if every trial
+    trained every rung at the space's largest sizes (an upper bound), and the memory of
+    its largest trial (a search keeps a block of trials' models at a time)."""
+    import dataclasses
+
+    splits = folds * repeats
+    bounds = {d.key: [v for v in d.bounds() if v is not None] for d in space}
+    final = max([rungs[-1], *_ints(bounds.get("epochs", []), rungs[-1])])
+    epochs = sum(rungs[:-1]) + final
+    batch = min(_ints(bounds.get("batch_size", []), base.batch_size))
+    steps = _steps(train_rows(folds), batch)
+    work = trials * splits * epochs * steps
+    if work > WORK_LIMIT:
+        raise ConfigError(
+            f"{key}.trials: {trials:,} trials x {splits} splits x {epochs:,} epochs x {steps} "
+            f"steps = {sci(work)} model-steps (about {human_seconds(work / THROUGHPUT)}), over "
+            f"{_work_limit_text()}; ask for fewer trials"
+        )
+    model = base.model
+    for field in _NETWORK_FIELDS:
+        if field in bounds:
+            name = field.split(".")[1]
+            model = dataclasses.replace(model, **{name: max(_ints(bounds[field], 1))})
+    batches = _ints(bounds.get("batch_size", []), base.batch_size)
+    largest = dataclasses.replace(base, model=model, batch_size=max(batches))
+    space_key = f"{key}.space"
+    block = min(trials, MODELS_PER_SEARCH_BLOCK // splits or 1)
+    _refuse_memory(
+        largest, space_key if model != base.model else f"variants.{base_name}",
+        MODELS_PER_PROGRAM, block * splits, f"{block} trials x {splits} splits",
+        batch_prefix=space_key if max(batches) != base.batch_size else f"variants.{base_name}",
+    )  # fmt: skip
+
+
+# A search trains its trials a block at a time: as many as a grid shard holds
+# (grid.shards.MAX_MEMBERS; a unit test keeps the two equal).
+MODELS_PER_SEARCH_BLOCK = 480
+
+
 # --- when TensorFlow runs out of memory anyway --------------------------------------------
 
 OUT_OF_MEMORY = ("ResourceExhaustedError", "MemoryError", "OutOfMemoryError")

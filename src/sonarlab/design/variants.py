@@ -151,16 +151,17 @@ def load_variant(params: Mapping[str, Any], name: str) -> VariantConfig:
 def variant_names(params: Mapping[str, Any]) -> list[str]:
     """The variants' names. Each becomes a folder (``results/<name>``), a word of a
     stage's command and an alias of the registered model, so each must be a plain
-    identifier; ``grid`` is the grids' folder; ``RESERVED_ALIAS`` are MLflow's and ours."""
+    identifier; ``grid`` and ``search`` are the grids' and searches' folders;
+    ``RESERVED_ALIAS`` are MLflow's and ours."""
     variants = params.get("variants")
     if not isinstance(variants, Mapping) or not variants:
         reject("variants", variants, "allowed: a non-empty mapping of variant name to settings")
     for name in variants:
-        if (not isinstance(name, str) or not IDENTIFIER.match(name) or name == "grid"
+        if (not isinstance(name, str) or not IDENTIFIER.match(name) or name in ("grid", "search")
                 or RESERVED_ALIAS.match(name)):  # fmt: skip
             reject(f"variants.{name}", name,
                   "allowed: a plain identifier (letters, digits, _), not 'grid', "
-                  "'champion', 'latest' or v<digits>")  # fmt: skip
+                  "'search', 'champion', 'latest' or v<digits>")  # fmt: skip
     return list(variants)
 
 

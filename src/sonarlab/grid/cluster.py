@@ -20,11 +20,12 @@ stopped worker, which the scheduler keeps listing for minutes, would hang ``Clie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
 
@@ -152,6 +153,9 @@ class InProcess:
             done(results[-1])
         return results
 
+    def close(self) -> None:
+        pass
+
 
 class DaskCluster:
     """The shards as tasks of a Dask cluster: ``Client.submit`` per shard. Dask reruns
@@ -236,8 +240,11 @@ class DaskCluster:
                 done(results[-1])
         finally:  # Ctrl-C or a failed shard: nothing is left running on the cluster
             self.client.cancel(list(futures))
-            self.client.close()
         return results
+
+    def close(self) -> None:
+        """Let go of the cluster (a search runs many times before it does)."""
+        self.client.close()
 
 
 def shard_failure(shard: Shard, exc: BaseException, where: str) -> str:
@@ -245,6 +252,13 @@ def shard_failure(shard: Shard, exc: BaseException, where: str) -> str:
     return f"shard {shard.index} failed {where}: {type(exc).__name__}: {exc} (trials {trials})"
 
 
-def executor() -> InProcess | DaskCluster:
+@contextlib.contextmanager
+def executor() -> Iterator[InProcess | DaskCluster]:
+    """Where shards run, for the length of the ``with``: the cluster
+    ``DASK_SCHEDULER_ADDRESS`` names (connected and checked now), or this process."""
     address = scheduler_address()
-    return DaskCluster(address) if address else InProcess()
+    runner = DaskCluster(address) if address else InProcess()
+    try:
+        yield runner
+    finally:
+        runner.close()

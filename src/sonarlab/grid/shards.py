@@ -22,7 +22,7 @@ import pandas as pd
 
 from sonarlab.data.folds import Prepared
 from sonarlab.data.uci import Sonar
-from sonarlab.design.grids import GridConfig, Trial
+from sonarlab.design.grids import Trial, TrialSet
 from sonarlab.results.calibration import expected_calibration_error
 from sonarlab.results.summary import summarize_folds
 from sonarlab.selection import rule
@@ -45,7 +45,7 @@ class Shard:
 
 
 def plan(
-    grid: GridConfig,
+    grid: TrialSet,
     sonar: Sonar,
     prepared: Prepared,
     max_members: int = MAX_MEMBERS,
@@ -107,9 +107,7 @@ def trial_folds(
     return out
 
 
-def tables(
-    grid: GridConfig, folds: dict[int, list[FoldResult]]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def tables(grid: TrialSet, folds: dict[int, list[FoldResult]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per trial: its axis values and summary; one row per trial and split)."""
     rows, splits = [], []
     for trial in grid.trials:
@@ -119,7 +117,7 @@ def tables(
     return pd.DataFrame(rows), pd.concat(splits, ignore_index=True)
 
 
-def predictions(grid: GridConfig, folds: dict[int, list[FoldResult]]) -> pd.DataFrame:
+def predictions(grid: TrialSet, folds: dict[int, list[FoldResult]]) -> pd.DataFrame:
     """Every trial's out-of-fold probabilities (``tables.grid_predictions_format``): one
     row per repeat and held-out data row, one column ``p_<trial>`` per trial."""
     first = folds[grid.trials[0].index]
@@ -137,7 +135,7 @@ def predictions(grid: GridConfig, folds: dict[int, list[FoldResult]]) -> pd.Data
 
 
 def judge(
-    grid: GridConfig, trials: pd.DataFrame, splits: pd.DataFrame, oof: pd.DataFrame, seed: int
+    grid: TrialSet, trials: pd.DataFrame, splits: pd.DataFrame, oof: pd.DataFrame, seed: int
 ) -> tuple[pd.DataFrame, rule.Assessment]:
     """The trials judged by the one selection rule (``selection.rule``): ``trials``
     with each one's test against the no-skill reference (``tables.VERSUS_REFERENCE``),
@@ -177,7 +175,7 @@ class Judged:
 
 
 def judged(
-    grid: GridConfig,
+    grid: TrialSet,
     planned: Sequence[Shard],
     results: Sequence[ShardResult],
     prepared: Prepared,

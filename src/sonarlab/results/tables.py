@@ -21,7 +21,7 @@ so that the same code, params and data give the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -115,8 +115,48 @@ def trials_format(axes: list[str]) -> files.CsvFormat:
 def grid_predictions_format(n_trials: int) -> files.CsvFormat:
     """``predictions.csv`` of a grid: ``PREDICTION_KEYS`` and each trial's held-out
     probability ``p_<trial>`` (the standard pass), the input of BBC-CV."""
-    columns = {f"p_{t}": "float64" for t in range(n_trials)}
+    return trial_predictions_format(range(n_trials))
+
+
+def trial_predictions_format(trials: Iterable[int]) -> files.CsvFormat:
+    """``predictions.csv`` of these trials (a grid's, or a search's complete ones)."""
+    columns = {f"p_{t}": "float64" for t in trials}
     return files.CsvFormat({**PREDICTION_KEYS, **columns}, float_format="%.9g")
+
+
+def search_trials_format(axes: list[str]) -> files.CsvFormat:
+    """``trials.csv`` of a search: a grid's columns (``trials_format``), with how each
+    trial ended (``search.driver``: complete, pruned, failed) and the epochs of its last
+    rung, whose scores its row holds."""
+    grid = dict(trials_format(axes).columns)
+    del grid["trial"]
+    return files.CsvFormat({"trial": "int64", "state": "str", "epochs": "int64", **grid})
+
+
+SEARCH_SPLITS = GRID_SPLITS  # every trial's splits at its last rung
+
+
+def search_metrics(
+    trials: pd.DataFrame,
+    axes: list[str],
+    best: int | None,
+    reference: Mapping[str, float],
+    corrected: Mapping[str, Mapping[str, float]] | None,
+    model_epochs: int,
+    full_model_epochs: int,
+) -> dict:
+    """A search's DVC metrics: a grid's (``grid_metrics``, the rule's choice among the
+    complete trials), how many trials ended each way, and the model-epochs trained
+    against those of every trial at the full budget (what successive halving saved)."""
+    complete = trials[trials["state"] == "complete"]
+    out = grid_metrics(complete, axes, best, reference, corrected)
+    out["n_trials"] = len(trials)
+    out.update(
+        {f"n_{s}": int((trials["state"] == s).sum()) for s in ("complete", "pruned", "failed")}
+    )
+    out["model_epochs"] = int(model_epochs)
+    out["model_epochs_full_budget"] = int(full_model_epochs)
+    return out
 
 
 SUMMARY_PARTS = ("mean", "ci_low", "ci_high")

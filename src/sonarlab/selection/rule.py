@@ -111,13 +111,21 @@ def choose(candidates: Mapping[str, pd.DataFrame], reference: pd.DataFrame) -> C
     """The rule: each candidate's per-split scores (``outcomes.per_split`` or
     ``predictions.split_scores`` tables), in order, against the reference's."""
     verdicts = tuple(against_reference(n, table, reference) for n, table in candidates.items())
-    ranked = [
-        (v.score, v.tie_break if math.isfinite(v.tie_break) else math.inf, i)
+    order = ranking(verdicts)
+    return Choice(order[0] if order else None, verdicts)
+
+
+def ranking(verdicts: Sequence[Verdict], *, eligible_only: bool = True) -> list[str]:
+    """The candidates in the rule's order, best first: those that beat the reference, by
+    mean score, then tie-break, then their order; with ``eligible_only=False``, the rest
+    after them in the same order (a diverged one never). ``choose`` takes the first;
+    successive halving (``search.driver``) keeps the first few of all at each rung."""
+    ranked = sorted(
+        (not v.beats_reference, v.score, v.tie_break if math.isfinite(v.tie_break) else math.inf, i)
         for i, v in enumerate(verdicts)
-        if v.beats_reference
-    ]
-    chosen = verdicts[min(ranked)[2]].name if ranked else None
-    return Choice(chosen, verdicts)
+        if math.isfinite(v.score) and (v.beats_reference or not eligible_only)
+    )
+    return [verdicts[r[-1]].name for r in ranked]
 
 
 # --- BBC-CV ---------------------------------------------------------------------------

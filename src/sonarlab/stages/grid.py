@@ -64,51 +64,58 @@ def grid_stage(name: str) -> None:
     prepared = prepared_for(cv, sonar, paths.folds, paths.scalers)
     outputs = paths.grid(name)
     files.check_outputs(outputs.outputs)  # a blocked output is found now, not after training
-    runner = cluster.executor()  # connects and checks the workers before any training
-    if isinstance(runner, cluster.InProcess):  # TensorFlow loads now, before the run starts
-        engines.import_engine("fused")
-    planned = shards.plan(study, sonar, prepared, workers=runner.workers)
-    client, experiment_id, uri = runs.open_experiment(store_root(paths.root), experiment, stage)
-    trials_id = runs.detail_experiment(client, experiment, runs.TRIALS_SUFFIX, uri)
-    dataset = runs.sonar_dataset(sonar)
-    log.info(
-        "%s: %d trials x %d splits in %d shard(s), %s; store %s",
-        stage, len(study.trials), len(prepared.splits), len(planned), runner.where, uri,
-    )  # fmt: skip
-    progress = Progress(stage, len(planned), every=0)  # a line per shard: there are few
+    with cluster.executor() as runner:  # connects and checks the workers before training
+        if isinstance(runner, cluster.InProcess):  # TensorFlow loads now, before the run starts
+            engines.import_engine("fused")
+        planned = shards.plan(study, sonar, prepared, workers=runner.workers)
+        client, experiment_id, uri = runs.open_experiment(store_root(paths.root), experiment, stage)
+        trials_id = runs.detail_experiment(client, experiment, runs.TRIALS_SUFFIX, uri)
+        dataset = runs.sonar_dataset(sonar)
+        log.info(
+            "%s: %d trials x %d splits in %d shard(s), %s; store %s",
+            stage, len(study.trials), len(prepared.splits), len(planned), runner.where, uri,
+        )  # fmt: skip
+        progress = Progress(stage, len(planned), every=0)  # a line per shard: there are few
 
-    def done(result: shards.ShardResult) -> None:
-        shard = planned[result.shard]
-        size = f"{len(shard.trials)} trials, {len(shard.members)} models, {result.seconds:.0f} s"
-        progress.advance(1, f"shard {shard.index + 1} of {len(planned)} done ({size})")
+        def done(result: shards.ShardResult) -> None:
+            shard = planned[result.shard]
+            size = (
+                f"{len(shard.trials)} trials, {len(shard.members)} models, {result.seconds:.0f} s"
+            )
+            progress.advance(1, f"shard {shard.index + 1} of {len(planned)} done ({size})")
 
-    with runs.stage_run(client, experiment_id, stage, stage, paths.root) as parent:
-        runs.log_training_input(dataset)
-        try:
-            results = runner.run(planned, done)
-        except StageError as exc:
-            if not sizes.ran_out_of_memory(exc):
-                raise
-            raise StageError(
-                f"out of memory training grids.{name} ({sizes.memory_error_name(exc)}); make "
-                f"variants.{study.variant}.model's layers smaller or its batch_size smaller"
-            ) from exc
-        out = shards.judged(study, planned, results, prepared, cv.seed)
-        trials, splits, oof, assessment = out.trials, out.splits, out.predictions, out.assessment
-        axes = study.axis_names
-        best = assessment.choice.chosen
-        corrected = assessment.corrected and {
-            m: c.as_dict() for m, c in assessment.corrected.items()
-        }
-        reference = assessment.reference_means()
-        metrics = tables.grid_metrics(trials, axes, best, reference, corrected)
-        figure = grid_trials(
-            trials, axes, f"{stage}: {len(prepared.splits)} splits per trial", reference
-        )
-        write_grid_outputs(outputs, axes, trials, splits, oof, metrics, figure)
-        runs.log_grid_result(
-            client, parent.info.run_id, trials_id, dataset, study, cv, trials, metrics, outputs
-        )
+        with runs.stage_run(client, experiment_id, stage, stage, paths.root) as parent:
+            runs.log_training_input(dataset)
+            try:
+                results = runner.run(planned, done)
+            except StageError as exc:
+                if not sizes.ran_out_of_memory(exc):
+                    raise
+                raise StageError(
+                    f"out of memory training grids.{name} ({sizes.memory_error_name(exc)}); make "
+                    f"variants.{study.variant}.model's layers smaller or its batch_size smaller"
+                ) from exc
+            out = shards.judged(study, planned, results, prepared, cv.seed)
+            trials, splits, oof, assessment = (
+                out.trials,
+                out.splits,
+                out.predictions,
+                out.assessment,
+            )
+            axes = study.axis_names
+            best = assessment.choice.chosen
+            corrected = assessment.corrected and {
+                m: c.as_dict() for m, c in assessment.corrected.items()
+            }
+            reference = assessment.reference_means()
+            metrics = tables.grid_metrics(trials, axes, best, reference, corrected)
+            figure = grid_trials(
+                trials, axes, f"{stage}: {len(prepared.splits)} splits per trial", reference
+            )
+            write_grid_outputs(outputs, axes, trials, splits, oof, metrics, figure)
+            runs.log_grid_result(
+                client, parent.info.run_id, trials_id, dataset, study, cv, trials, metrics, outputs
+            )
     progress.close(best_line(metrics, axes))
 
 

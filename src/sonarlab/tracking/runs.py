@@ -37,13 +37,14 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import filelock
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.data.pandas_dataset import PandasDataset
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
@@ -53,9 +54,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sonarlab.cli.interrupts import Terminated
 from sonarlab.core.params import N_BANDS, ConfigError, CVConfig, flatten
-from sonarlab.core.paths import GridPaths, git_commit
+from sonarlab.core.paths import GridPaths, SearchPaths, git_commit
 from sonarlab.data.uci import FINGERPRINT, Sonar
 from sonarlab.design.grids import GridConfig
+from sonarlab.design.searches import SearchConfig
 from sonarlab.design.variants import CHAMPION, VariantConfig
 from sonarlab.tracking import stores
 from sonarlab.training.outcomes import FoldResult
@@ -526,29 +528,87 @@ def log_grid_result(
          **best, **corrected, **reference}
     )  # fmt: skip
     log_outputs(outputs.outputs)
-    now = int(time.time() * 1000)
     by_index = {t.index: t for t in grid.trials}
-    for row in trials.to_dict("records"):
-        trial = by_index[int(row["trial"])]
+    rows = [(by_index[int(row["trial"])], row) for row in trials.to_dict("records")]
+    log_trial_runs(client, parent, trials_experiment_id, dataset, ("grid", grid.name), cv, rows)
+
+
+def trial_run_name(study: str, values: Mapping[str, Any]) -> str:
+    """A trial's run name: its study and its values, the last part of each key (so the
+    UI's run table and parallel-coordinates view read ``hidden_dropout=0.2``, not ``#5``)."""
+
+    def text(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return f"{study}: " + ", ".join(f"{k.rsplit('.', 1)[-1]}={text(v)}" for k, v in values.items())
+
+
+def log_trial_runs(
+    client: MlflowClient,
+    parent: str,
+    experiment_id: str,
+    dataset: PandasDataset,
+    study: tuple[str, str],
+    cv: CVConfig,
+    rows: Sequence[tuple[Any, Mapping[str, Any]]],
+) -> None:
+    """One child run of ``parent`` per trial (a ``Trial`` and its row of ``trials.csv``),
+    named by its values: every field of its variant as params, its row's numbers as
+    metrics, ``dataset`` as its input. ``study`` is (``grid`` or ``search``, its name)."""
+    kind, name = study
+    now = int(time.time() * 1000)
+    for trial, row in rows:
         run = client.create_run(
-            trials_experiment_id,
-            run_name=f"{grid.name} #{trial.index}",
-            tags={
-                "mlflow.parentRunId": parent,
-                "sonarlab.grid": grid.name,
-                **stores.liveness_tags(),
-            },
+            experiment_id,
+            run_name=trial_run_name(name, trial.values),
+            tags={"mlflow.parentRunId": parent, f"sonarlab.{kind}": name, **stores.liveness_tags()},
         )
         params = {"trial": trial.index, "seed": trial.replicate,
                   **flatten(trial.variant, "variant."), **flatten(cv, "cv.")}  # fmt: skip
-        values = [Metric(k, float(row[k]), now, 0) for k in row if k not in trial.values]
+        values = [
+            Metric(k, float(v), now, 0) for k, v in row.items()
+            if k not in trial.values and k != "trial" and isinstance(v, int | float)
+        ]  # fmt: skip
+        tags = [RunTag("sonarlab.state", str(row["state"]))] if "state" in row else []
         client.log_batch(
-            run.info.run_id,
-            metrics=[m for m in values if m.key != "trial"],
+            run.info.run_id, metrics=values, tags=tags,
             params=[Param(k, str(v)) for k, v in params.items()],
-        )
+        )  # fmt: skip
         log_training_input(dataset, client, run.info.run_id)
         client.set_terminated(run.info.run_id)
+
+
+def log_search_result(
+    client: MlflowClient,
+    parent: str,
+    trials_experiment_id: str,
+    dataset: PandasDataset,
+    search: SearchConfig,
+    cv: CVConfig,
+    trials: Sequence[Any],
+    table: pd.DataFrame,
+    metrics: Mapping,
+    outputs: SearchPaths,
+) -> None:
+    """A search's parent run (``search@<name>``, active) gets its settings and the
+    chosen trial as params and metrics, its outputs as artifacts; each trial (the
+    driver's ``SearchTrial``s) a child run as a grid's trials do (``log_trial_runs``)."""
+    halving = search.halving
+    mlflow.log_params({
+        "search": search.name, "variant": search.variant, "sampler": search.sampler,
+        "trials": search.trials, "seed": search.seed, "space": ",".join(search.axis_names),
+        "rungs": ",".join(map(str, search.rungs)),
+        "reduction": halving.reduction if halving else "none", **flatten(cv, "cv."),
+    })  # fmt: skip
+    best = {f"best_{k}": v for k, v in (metrics["best"] or {}).items() if isinstance(v, float)}
+    corrected = {f"best_corrected_{k}": v for k, v in (metrics["best_corrected"] or {}).items()}
+    reference = {f"no_skill_{k}": v for k, v in metrics["reference"].items()}
+    counts = {k: v for k, v in metrics.items() if isinstance(v, int)}
+    mlflow.log_metrics({**counts, **best, **corrected, **reference})
+    log_outputs(outputs.outputs)
+    rows_by = {int(row["trial"]): row for row in table.to_dict("records")}
+    rows = [(t.trial, rows_by[t.number]) for t in trials]
+    log_trial_runs(client, parent, trials_experiment_id, dataset, ("search", search.name), cv, rows)
 
 
 @contextlib.contextmanager
