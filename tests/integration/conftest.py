@@ -43,6 +43,8 @@ COPY_IGNORE = outputs_ignored(
 )  # fmt: skip
 TINY = {"folds": 3, "repeats": 2, "epochs": 2}
 TINY_SPLITS = TINY["folds"] * TINY["repeats"]
+# the default search, shrunk: one block; with halving, two rungs ending at TINY's epochs
+TINY_SEARCH = {"trials": 6, "rungs": [1, TINY["epochs"]]}
 
 
 def tiny_params(params: dict) -> dict:
@@ -52,6 +54,10 @@ def tiny_params(params: dict) -> dict:
         variant["epochs"] = TINY["epochs"]
         if variant["model"]["kind"] == "lstm":
             variant["model"]["units"] = 4
+    for search in params.get("searches", {}).values():
+        search["trials"] = TINY_SEARCH["trials"]
+        if search.get("halving"):
+            search["halving"]["rungs"] = TINY_SEARCH["rungs"]
     return params
 
 

@@ -144,7 +144,9 @@ def load_grid(params: Mapping[str, Any], name: str, protocol: CVConfig | None = 
     return GridConfig(name, base_name, tuple(checked), tuple(trials))
 
 
-def check_field(where: str, field: str, value: Any, base_name: str, base: VariantConfig) -> None:
+def check_field(
+    where: str, field: str, value: Any, base_name: str, base: VariantConfig, seeds: bool = True
+) -> None:
     """Refuse ``where`` (an axis or a search dimension of ``field``, given ``value``)
     unless ``field`` is a numeric field of ``variants.<base_name>`` its kind reads."""
     if field not in flatten(base):
@@ -154,10 +156,12 @@ def check_field(where: str, field: str, value: Any, base_name: str, base: Varian
         )
         known = field_type(field) is not None
         reject(
-            where, value, unread if known else f"unknown key; allowed: {', '.join(_axes_of(base))}"
+            where,
+            value,
+            unread if known else f"unknown key; allowed: {', '.join(_axes_of(base, seeds))}",
         )
     if not _numeric(field_type(field)):
-        reject(where, value, f"not a numeric field; allowed: {', '.join(_axes_of(base))}")
+        reject(where, value, f"not a numeric field; allowed: {', '.join(_axes_of(base, seeds))}")
 
 
 def variant_with(
@@ -181,7 +185,8 @@ def failed_field(exc: ConfigError, base_name: str, fields: Mapping[str, Any]) ->
     return next((f for f in fields if str(exc).startswith(f"{prefix}{f}:")), None)
 
 
-def _axes_of(variant: VariantConfig) -> list[str]:
-    """The keys a grid of ``variant`` may vary: its numeric fields, and ``seed``."""
+def _axes_of(variant: VariantConfig, seeds: bool = True) -> list[str]:
+    """The keys a grid of ``variant`` may vary: its numeric fields, and ``seed`` (not a
+    search's: ``seeds=False``)."""
     keys = [k for k in flatten(variant) if _numeric(field_type(k))]
-    return [*keys, REPLICATE_AXIS]
+    return [*keys, REPLICATE_AXIS] if seeds else keys

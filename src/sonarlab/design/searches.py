@@ -115,7 +115,7 @@ def _integer(value: Any) -> bool:
 
 
 def _dimension(where: str, key: str, spec: Any, base_name: str, base: VariantConfig) -> Dimension:
-    check_field(where, key, spec, base_name, base)
+    check_field(where, key, spec, base_name, base, seeds=False)
     allowed = (
         "allowed: one of {uniform: [low, high]}, {log_uniform: [low, high]}, "
         "{int: [low, high]}, {categorical: [values...]}"
@@ -130,7 +130,7 @@ def _dimension(where: str, key: str, spec: Any, base_name: str, base: VariantCon
     if kind == "categorical":
         if not isinstance(arg, list) or not arg:
             reject(at, arg, "allowed: a non-empty list of values")
-        if any(v == w and type(v) is type(w) for i, v in enumerate(arg) for w in arg[:i]):
+        if any(v == w for i, v in enumerate(arg) for w in arg[:i]):  # 2 == 2.0, as a grid's
             reject(at, arg, "duplicate values")
         for i, v in enumerate(arg):
             if not (v is None or _number(v)):
@@ -216,7 +216,10 @@ def load_search(
             try:
                 trial_variant(params, config, {dim.key: value}, config.rungs[-1])
             except ConfigError as exc:
-                detail = str(exc).split(": ", 1)[1]
+                text, combined = str(exc), f"{key}.space {dict({dim.key: value})}: "
+                # a combination error's prefix holds a dict, whose repr has ": " in it
+                detail = text.removeprefix(combined) if text.startswith(combined) else (
+                    text.split(": ", 1)[1])  # fmt: skip
                 where = f"{key}.space.{dim.key}.{dim.distribution}[{i}]"
                 raise ConfigError(f"{where}: {detail}") from None
     if protocol is not None:
