@@ -238,7 +238,7 @@ def cluster(args) -> None:
                 p.terminate()
                 p.wait(timeout=30)
     same = all(
-        all(np.array_equal(a, b) for a, b in zip(x.weights, y.weights, strict=True))
+        np.array_equal(x.p_train, y.p_train) and np.array_equal(x.p_test, y.p_test)
         for r, q in zip(sorted(here, key=lambda r: r.shard), sorted(there, key=lambda r: r.shard),
                         strict=True)
         for x, y in zip(r.outcomes, q.outcomes, strict=True)
@@ -247,7 +247,7 @@ def cluster(args) -> None:
     ideal = busy / 2
     models = sum(len(s.members) for s in planned)
     print(f"grid: {len(study.trials)} trials, {models} models, {len(planned)} shards; "
-          f"identical weights in both: {same}\n\n"
+          f"identical probabilities in both: {same}\n\n"
           f"| where | wall time | models/s |\n|---|---|---|\n"
           f"| this process (2 threads) | {here_wall:.1f} s | {models / here_wall:.1f} |\n"
           f"| local cluster, 2 workers x 1 thread | {there_wall:.1f} s | "

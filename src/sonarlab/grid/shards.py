@@ -82,12 +82,22 @@ class ShardResult:
 
 
 def run_shard(shard: Shard, tick: Callable[[int], None] = lambda done: None) -> ShardResult:
-    """Train every member of ``shard`` (TensorFlow loads on first use)."""
+    """Train every member of ``shard`` (TensorFlow loads on first use). A trial's tables
+    need its members' probabilities only: their weights and per-epoch curves are let go
+    here, so that what a grid keeps per trial is a few KB (its memory stays flat in the
+    number of trials) and a shard's result crosses the network small."""
     from sonarlab.training import engines
 
     t0 = time.perf_counter()
-    outcomes = engines.train_members(list(shard.members), shard.X, shard.y, tick)
+    trained = engines.train_members(list(shard.members), shard.X, shard.y, tick)
+    outcomes = [slim(o) for o in trained]
     return ShardResult(shard.index, outcomes, time.perf_counter() - t0)
+
+
+def slim(outcome: Outcome) -> Outcome:
+    """``outcome`` with its probabilities only (no weights, no curves)."""
+    # copies: a slice of an array would keep all of it alive
+    return Outcome([], outcome.curves[:0].copy(), outcome.p_train.copy(), outcome.p_test.copy())
 
 
 def trial_folds(
