@@ -422,8 +422,14 @@ class GridConclusion:
     metrics: Mapping
 
 
+def _value(value) -> str:
+    """An axis value as a cell: a missing one (MaxNorm none: nan in a table, None in
+    metrics.json) is ``none``."""
+    return "none" if value is None or pd.isna(value) else f"{value:g}"
+
+
 def _at(row: Mapping, axes: Sequence[str]) -> str:
-    return ", ".join(f"{a} {row[a]:g}" for a in axes)
+    return ", ".join(f"{a} {_value(row[a])}" for a in axes)
 
 
 def grid_sentence(grid: GridConclusion) -> str:
@@ -471,13 +477,91 @@ def grid_sentence(grid: GridConclusion) -> str:
     return text + (f" {diverged} trials diverged in training (NaN scores)." if diverged else "")
 
 
+@dataclass(frozen=True)
+class SearchConclusion:
+    """A search as the report shows it: its settings (``design.searches.SearchConfig``),
+    its trials (``trials.csv``: every trial, how it ended and its scores at its last rung)
+    and its metrics (``metrics.json``: the no-skill reference, the rule's choice among the
+    complete trials and its corrected estimates, the trials' fates, the model-epochs)."""
+
+    name: str
+    variant: str
+    sampler: str
+    axes: tuple[str, ...]
+    rungs: tuple[int, ...]  # epochs at each rung; one rung without halving
+    reduction: int | None  # successive halving's; None without halving
+    trials: pd.DataFrame
+    metrics: Mapping
+
+
+def search_sentence(search: SearchConclusion) -> str:
+    """What a search did and chose, in a few sentences with their intervals: the sampler
+    and the budget, the trials' fates, the model-epochs successive halving saved, and the
+    rule's choice among the complete trials with its bias-corrected estimate (or that
+    none may be chosen)."""
+    m, axes = search.metrics, search.axes
+    n, complete = m["n_trials"], m["n_complete"]
+    if search.reduction is None:
+        budget = f"no halving: every trial trains {search.rungs[-1]} epochs"
+    else:
+        budget = (
+            f"successive halving over rungs of {', '.join(map(str, search.rungs))} epochs, "
+            f"the best 1/{search.reduction} at each rung going on to the next"
+        )
+    fates = f"{complete} complete, {m['n_pruned']} pruned"
+    fates += f", {m['n_failed']} failed" if m["n_failed"] else ""
+    text = (
+        f"Search {search.name} ({n} trials of {search.variant} asked for by Optuna's "
+        f"{search.sampler} sampler over {', '.join(axes)}; {budget}): {fates}."
+    )
+    trained, full = m["model_epochs"], m["model_epochs_full_budget"]
+    if full and trained < full:
+        text += (
+            f" It trained {trained:,} model-epochs (one network on one split for one epoch), "
+            f"{pct(1 - trained / full)} fewer than the {full:,} of every trial at the full "
+            f"{search.rungs[-1]} epochs."
+        )
+    else:
+        text += f" It trained {trained:,} model-epochs, every trial's full budget."
+    if complete == 0:
+        return text + " No trial completed, so none is chosen."
+    scored = search.trials[
+        (search.trials["state"] == "complete") & search.trials["accuracy_mean"].notna()
+    ]
+    if len(scored):
+        low = scored.loc[scored["accuracy_mean"].idxmin()]
+        high = scored.loc[scored["accuracy_mean"].idxmax()]
+        text += (
+            f" Over the complete trials, mean held-out accuracy ranges from "
+            f"{_score(low, 'accuracy')} (#{int(low['trial'])}) to {_score(high, 'accuracy')} "
+            f"(#{int(high['trial'])})."
+        )
+    ref, beat = m["reference"], m["n_beat_reference"]
+    text += (
+        f" {beat} of {complete} complete trials beat the no-skill reference (Brier "
+        f"{ref['brier_mean']:.3f}, accuracy {pct(ref['accuracy_mean'])}); pruned trials, "
+        "scored after fewer epochs, are not candidates."
+    )
+    best, corrected = m["best"], m["best_corrected"]
+    if best is None:
+        return text + " No complete trial beats the no-skill reference, so none is chosen."
+    return text + (
+        f" Among those, the selection rule (lowest mean Brier) chooses trial "
+        f"#{best['trial']} at {_at(best, axes)}: held-out Brier {_score(best, 'brier')}, "
+        f"accuracy {_score(best, 'accuracy')}; corrected for the choice (BBC-CV), accuracy "
+        f"{_score(corrected, 'accuracy')} and Brier {_score(corrected, 'brier')}."
+    )
+
+
 def selection_table(
     rows: Sequence[VariantStats],
     assessment: rule.Assessment,
     grids: Sequence[GridConclusion],
+    searches: Sequence[SearchConclusion] = (),
 ) -> pd.DataFrame:
     """Every choice the pipeline makes (the champion among the variants, each grid's best
-    trial): the chosen one's naive CV estimate beside the bias-corrected one."""
+    trial, each search's chosen trial among its complete ones): the chosen one's naive CV
+    estimate beside the bias-corrected one."""
     header = [
         "choice among", "candidates", "beat no-skill", "chosen", "accuracy: naive [95% CI]",
         "accuracy: BBC-CV [95% CI]", "Brier: naive [95% CI]", "Brier: BBC-CV [95% CI]",
@@ -507,6 +591,20 @@ def selection_table(
             [
                 f"grid {g.name}", n, str(m["n_beat_reference"]),
                 f"#{best['trial']}: {_at(best, g.axes)}", _score(best, "accuracy"),
+                _score(c, "accuracy"), _score(best, "brier"), _score(c, "brier"),
+            ]
+        )  # fmt: skip
+    for s in searches:
+        m = s.metrics
+        best, c = m["best"], m["best_corrected"]
+        candidates = f"{m['n_complete']} complete of {m['n_trials']}"
+        if best is None:
+            body.append([f"search {s.name}", candidates, "0", "none", "—", "—", "—", "—"])
+            continue
+        body.append(
+            [
+                f"search {s.name}", candidates, str(m["n_beat_reference"]),
+                f"#{best['trial']}: {_at(best, s.axes)}", _score(best, "accuracy"),
                 _score(c, "accuracy"), _score(best, "brier"), _score(c, "brier"),
             ]
         )  # fmt: skip

@@ -44,6 +44,14 @@ FIGURES = {  # file -> caption
     "probability. On the diagonal, a probability means what it says; below it on the right "
     "and above it on the left, the network is overconfident.",
 }
+SEARCH_FIGURES = {  # results/search/<name>/<key>.png -> caption
+    "history": "Optimization history: the held-out Brier score of each complete trial, in "
+    "the order the sampler asked for them, and the best so far.",
+    "importance": "Parameter importance (fANOVA) for the held-out Brier score of the "
+    "complete trials: how much of its variance each parameter explains.",
+    "slices": "The held-out Brier score of every complete trial against each parameter "
+    "(colour: the trial's number).",
+}
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em;
        color: #222; line-height: 1.45; }
@@ -64,7 +72,10 @@ HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).fro
 {% if content is string %}{{ content }}{% else %}<ul>{% for s in content %}<li>{{ s }}</li>{% endfor %}</ul>{% endif %}
 {% endfor %}{% if grids %}<h2>Grid studies</h2>
 {% for sentence, src, name in grids %}<p>{{ sentence }}</p><figure><img alt="{{ name }}" src="{{ src }}"></figure>
-{% endfor %}{% endif %}<h2>Figures</h2>
+{% endfor %}{% endif %}{% if searches %}<h2>Searches</h2>
+{% for sentence, pngs, name in searches %}<p>{{ sentence }}</p>
+{% for src, caption in pngs %}<figure><img alt="{{ name }}: {{ caption }}" src="{{ src }}"><figcaption>{{ caption }}</figcaption></figure>
+{% endfor %}{% endfor %}{% endif %}<h2>Figures</h2>
 {% for src, caption in figures %}<figure><img alt="{{ caption }}" src="{{ src }}"><figcaption>{{ caption }}</figcaption></figure>
 {% endfor %}<h2>Learning curves per variant</h2>
 {% for src, name in curves %}<figure><img alt="{{ name }}" src="{{ src }}"></figure>
@@ -104,6 +115,7 @@ class Content:
     mc_ece: Mapping[str, float]
     mc_samples: int
     grids: Sequence[comparison.GridConclusion] = ()
+    searches: Sequence[comparison.SearchConclusion] = ()
 
     @property
     def names(self) -> list[str]:
@@ -126,7 +138,7 @@ def sections(c: Content) -> list[tuple[str, pd.DataFrame | list[str]]]:
         ("Selection: the one rule", [selection_rule_sentence()]),
         (
             "What was chosen: naive and bias-corrected estimates",
-            comparison.selection_table(c.rows, c.assessment, c.grids),
+            comparison.selection_table(c.rows, c.assessment, c.grids, c.searches),
         ),
         ("Model to serve", comparison.champion_sentences(c.rows, c.assessment)),
         ("Calibration", comparison.calibration_findings(c.ece, c.bins, c.names)),
@@ -143,16 +155,16 @@ def sections(c: Content) -> list[tuple[str, pd.DataFrame | list[str]]]:
 
 def selection_rule_sentence() -> str:
     return (
-        "Every choice (the @champion among the variants, each grid's best trial) follows one "
-        "rule: among the candidates that beat the no-skill reference (the corrected paired "
-        "t-test of their per-split Brier score minus the reference's has a 95% interval "
-        "below zero), the lowest mean held-out Brier score; ties go to the lower mean log "
-        "loss, then to the first in params order. The Brier score is a proper scoring rule "
-        "that stays bounded: log loss, also proper, lets a few confidently wrong rows "
-        "decide, and on these data it rewards networks that answer the base rate. A chosen "
-        "candidate's own CV score is the best of several noisy scores; BBC-CV (Tsamardinos "
-        "et al., 2018) bootstraps the out-of-fold predictions to correct it, with no extra "
-        "training."
+        "Every choice (the @champion among the variants, each grid's best trial, each "
+        "search's chosen trial among its complete ones) follows one rule: among the "
+        "candidates that beat the no-skill reference (the corrected paired t-test of their "
+        "per-split Brier score minus the reference's has a 95% interval below zero), the "
+        "lowest mean held-out Brier score; ties go to the lower mean log loss, then to the "
+        "first in params order. The Brier score is a proper scoring rule that stays "
+        "bounded: log loss, also proper, lets a few confidently wrong rows decide, and on "
+        "these data it rewards networks that answer the base rate. A chosen candidate's own "
+        "CV score is the best of several noisy scores; BBC-CV (Tsamardinos et al., 2018) "
+        "bootstraps the out-of-fold predictions to correct it, with no extra training."
     )
 
 
@@ -166,7 +178,8 @@ def html_table(table: pd.DataFrame) -> str:
 
 
 def markdown_page(c: Content) -> str:
-    """The page in Markdown; the figures are linked (the grids' in results/grid/)."""
+    """The page in Markdown; the figures are linked (the grids' in results/grid/, the
+    searches' in results/search/)."""
     parts = [f"# {TITLE}\n", protocol_sentence(c.rows) + "\n"]
     for heading, content in sections(c):
         parts.append(f"## {heading}\n")
@@ -179,6 +192,14 @@ def markdown_page(c: Content) -> str:
         for g in c.grids:
             figure = f"![{g.name}](../results/grid/{g.name}/grid.png)"
             parts.append(f"{comparison.grid_sentence(g)}\n\n{figure}\n")
+    if c.searches:
+        parts.append("## Searches\n")
+        for s in c.searches:
+            parts.append(f"{comparison.search_sentence(s)}\n")
+            parts += [
+                f"![{s.name} {key}](../results/search/{s.name}/{key}.png)\n\n*{caption}*\n"
+                for key, caption in SEARCH_FIGURES.items()
+            ]
     parts.append("## Figures\n")
     parts += [f"![{name}]({name})\n\n*{caption}*\n" for name, caption in FIGURES.items()]
     parts.append("## Learning curves per variant\n")
@@ -195,8 +216,10 @@ def html_page(
     figures: Mapping[str, Path],
     curves: Mapping[str, Path],
     grid_figures: Mapping[str, Path],
+    search_pngs: Mapping[str, Mapping[str, Path]],
 ) -> str:
-    """The report as one HTML file: styles inline, figures as data: URIs."""
+    """The report as one HTML file: styles inline, figures as data: URIs
+    (``search_pngs``: each search's figures, by the keys of ``SEARCH_FIGURES``)."""
     return HTML.render(
         title=TITLE,
         css=CSS,
@@ -210,6 +233,14 @@ def html_page(
         curves=[(_data_uri(path), name) for name, path in curves.items()],
         grids=[
             (comparison.grid_sentence(g), _data_uri(grid_figures[g.name]), g.name) for g in c.grids
+        ],
+        searches=[
+            (
+                comparison.search_sentence(s),
+                [(_data_uri(search_pngs[s.name][k]), cap) for k, cap in SEARCH_FIGURES.items()],
+                s.name,
+            )
+            for s in c.searches
         ],
     )
 
