@@ -162,3 +162,34 @@ def test_initial_weights_are_a_function_of_the_seed_alone():
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[2], other[2])  # the first hidden kernel differs
+
+
+def _variant(**model) -> VariantConfig:
+    return VariantConfig(
+        model=ModelConfig(**model), optimizer=OptimizerConfig(0.1, 0.9),
+        schedule=ScheduleConfig("constant"), epochs=3, batch_size=16,
+    )  # fmt: skip
+
+
+DRAWN = [
+    *(load_variant(PARAMS, name) for name in PARAMS["variants"]),
+    _variant(kind="mlp", hidden=(7,), input_dropout=0.3, hidden_dropout=0.0),
+    _variant(kind="mlp", hidden=(5, 4, 3), input_dropout=0.0, hidden_dropout=0.1),
+    _variant(kind="mlp", hidden=(8, 2), input_dropout=0.1, hidden_dropout=0.2, max_norm=2.0),
+    _variant(kind="lstm", units=3, timesteps=12, features=5, dropout=0.0, recurrent_dropout=0.0),
+    _variant(kind="lstm", units=6, timesteps=6, features=10, dropout=0.1, recurrent_dropout=0.3),
+]
+
+
+@pytest.mark.parametrize("variant", DRAWN, ids=lambda v: repr(v.model)[:60])
+@pytest.mark.parametrize("seed", [0, 7, 2**31 + 5])
+def test_initial_values_are_build_networks_weights_bit_for_bit(variant, seed):
+    """The fused engine draws each member's initial weights without building its network;
+    they must be the built network's exactly, in its order, for every kind and part."""
+    from sonarlab.training.model import build_network, initial_values
+
+    built = [w.numpy() for w in build_network(variant, SCALER, seed).trainable_weights]
+    drawn = initial_values(variant, seed)
+    assert [w.shape for w in drawn] == [w.shape for w in built]
+    for a, b in zip(drawn, built, strict=True):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()

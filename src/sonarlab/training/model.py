@@ -147,3 +147,38 @@ def build_model(variant: VariantConfig, scaler: Scaler, n_train: int, seed: int)
         steps_per_execution=updates,
     )
     return model
+
+
+def initial_values(variant: VariantConfig, seed: int) -> list[np.ndarray]:
+    """The initial trainable weights of ``build_network(variant, _, seed)``, in its
+    ``trainable_weights`` order, drawn by the same seeded initializers in the same order
+    of seeds, without building the network (about 50x faster: the fused engine needs the
+    weights of every member, thousands in a grid). ``build_network`` stays the reference:
+    a unit test keeps the two equal bit for bit for every kind and part."""
+    seeds = _Seeds(seed)
+    model = variant.model
+
+    def draw(init: keras.initializers.Initializer, shape: tuple[int, ...]) -> np.ndarray:
+        return keras.ops.convert_to_numpy(init(shape, dtype="float32"))
+
+    values: list[np.ndarray] = []
+    if model.kind == "mlp":
+        if model.input_dropout > 0:
+            seeds()  # the input Dropout's seed
+        width = N_BANDS
+        for units in model.hidden:
+            values += [draw(seeds.glorot(), (width, units)), np.zeros(units, np.float32)]
+            if model.hidden_dropout > 0:
+                seeds()  # the Dropout after it
+            width = units
+    else:
+        kernel = draw(seeds.glorot(), (model.features, 4 * model.units))
+        recurrent = draw(
+            keras.initializers.Orthogonal(seed=seeds()), (model.units, 4 * model.units)
+        )
+        seeds()  # the LSTM's own dropout seed
+        bias = np.zeros(4 * model.units, np.float32)
+        bias[model.units : 2 * model.units] = 1.0  # Keras' unit_forget_bias
+        values += [kernel, recurrent, bias]
+        width = model.units
+    return [*values, draw(seeds.glorot(), (width, 1)), np.zeros(1, np.float32)]

@@ -11,8 +11,8 @@ MaxNorm, the training rows, the standardization and the seed.
 
 What stays exactly as in the keras engine (``engines.keras``):
 
-- initial weights: each member's network is built by ``model.build_network`` from the
-  member's seed and its weights stacked; a final model is a Keras model again, with
+- initial weights: each member's are ``model.build_network``'s from the member's seed,
+  drawn without building it (``model.initial_values``, equal bit for bit), and stacked; a final model is a Keras model again, with
   the trained weights assigned;
 - the update: per member, mini-batches of ``batch_size`` rows in a fresh order every
   epoch, the last short batch kept and averaged over its real rows only (padding is
@@ -50,7 +50,7 @@ from sonarlab.data.uci import Sonar
 from sonarlab.design.variants import VariantConfig
 from sonarlab.results.metrics import EPS, binary_metrics
 from sonarlab.training.members import Member, Outcome, shape_key, split_members
-from sonarlab.training.model import build_network, steps_per_epoch
+from sonarlab.training.model import build_network, initial_values, steps_per_epoch
 from sonarlab.training.outcomes import CVResult, FinalResult, curve_columns, fold_result
 
 log = logging.getLogger(__name__)
@@ -190,9 +190,8 @@ def initial_weights(members: Sequence[Member]) -> list[np.ndarray]:
     """Each member's Keras-initialized trainable weights, stacked on a leading axis."""
     built: dict[int, list[np.ndarray]] = {}  # a block's idle members are one member
     for m in members:
-        if id(m) not in built:
-            network = build_network(m.variant, m.scaler, m.seed)  # as build_model: same weights
-            built[id(m)] = [w.numpy() for w in network.trainable_weights]
+        if id(m) not in built:  # build_network's weights, bit for bit, without building it
+            built[id(m)] = initial_values(m.variant, m.seed)
     return [np.stack(ws) for ws in zip(*(built[id(m)] for m in members), strict=True)]
 
 
