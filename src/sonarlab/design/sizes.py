@@ -226,7 +226,6 @@ def check_grid(
 ) -> None:
     """``grids.<name>`` (``key``) of ``base``: its trials' work and memory from its axes
     alone, before any trial is built (a million trials take long to build)."""
-    import dataclasses
 
     splits = folds * repeats
     values = dict(axes)
@@ -245,18 +244,27 @@ def check_grid(
             f"{human_seconds(work / THROUGHPUT)}), over {_work_limit_text()}; use fewer values"
         )
     # the largest trial, as an upper bound: each size field at its largest value
-    model = base.model
-    for field in _NETWORK_FIELDS:
-        if field in values:
-            name = field.split(".")[1]
-            model = dataclasses.replace(model, **{name: max(_ints(values[field], 1))})
-    largest = dataclasses.replace(base, model=model, batch_size=max(batches))
+    largest = _largest(base, values, max(batches))
+    model = largest.model
     own, axis = f"variants.{base_name}", f"{key}.axes"
     _refuse_memory(
         largest, axis if model != base.model else own, MODELS_PER_PROGRAM, trials * splits,
         f"{trials:,} trials x {splits} splits", kept_key=axis,
         batch_prefix=axis if max(batches) != base.batch_size else own,
     )  # fmt: skip
+
+
+def _largest(base: VariantConfig, values: dict, batch_size: int) -> VariantConfig:
+    """``base`` with each network size field at its largest of ``values`` (field ->
+    the values it may take) and ``batch_size``: an upper bound of a study's trials."""
+    import dataclasses
+
+    model = base.model
+    for field in _NETWORK_FIELDS:
+        if field in values:
+            name = field.split(".")[1]
+            model = dataclasses.replace(model, **{name: max(_ints(values[field], 1))})
+    return dataclasses.replace(base, model=model, batch_size=batch_size)
 
 
 def check_search(
@@ -272,7 +280,6 @@ def check_search(
     """``searches.<name>`` (``key``) of ``base``: its budget's work, as if every trial
     trained every rung at the space's largest sizes (an upper bound), and the memory of
     its largest trial (a search keeps a block of trials' models at a time)."""
-    import dataclasses
 
     splits = folds * repeats
     bounds = {d.key: [v for v in d.bounds() if v is not None] for d in space}
@@ -287,13 +294,9 @@ def check_search(
             f"steps = {sci(work)} model-steps (about {human_seconds(work / THROUGHPUT)}), over "
             f"{_work_limit_text()}; ask for fewer trials"
         )
-    model = base.model
-    for field in _NETWORK_FIELDS:
-        if field in bounds:
-            name = field.split(".")[1]
-            model = dataclasses.replace(model, **{name: max(_ints(bounds[field], 1))})
     batches = _ints(bounds.get("batch_size", []), base.batch_size)
-    largest = dataclasses.replace(base, model=model, batch_size=max(batches))
+    largest = _largest(base, bounds, max(batches))
+    model = largest.model
     space_key = f"{key}.space"
     block = min(trials, MODELS_PER_SEARCH_BLOCK // splits or 1)
     _refuse_memory(

@@ -582,33 +582,23 @@ def selection_table(
             ]
         )  # fmt: skip
     for g in grids:
-        m, n = g.metrics, str(len(g.trials))
-        best, c = m["best"], m["best_corrected"]
-        if best is None:
-            body.append([f"grid {g.name}", n, "0", "none", "—", "—", "—", "—"])
-            continue
-        body.append(
-            [
-                f"grid {g.name}", n, str(m["n_beat_reference"]),
-                f"#{best['trial']}: {_at(best, g.axes)}", _score(best, "accuracy"),
-                _score(c, "accuracy"), _score(best, "brier"), _score(c, "brier"),
-            ]
-        )  # fmt: skip
+        body.append(_trial_choice(f"grid {g.name}", str(len(g.trials)), g.metrics, g.axes))
     for s in searches:
         m = s.metrics
-        best, c = m["best"], m["best_corrected"]
         candidates = f"{m['n_complete']} complete of {m['n_trials']}"
-        if best is None:
-            body.append([f"search {s.name}", candidates, "0", "none", "—", "—", "—", "—"])
-            continue
-        body.append(
-            [
-                f"search {s.name}", candidates, str(m["n_beat_reference"]),
-                f"#{best['trial']}: {_at(best, s.axes)}", _score(best, "accuracy"),
-                _score(c, "accuracy"), _score(best, "brier"), _score(c, "brier"),
-            ]
-        )  # fmt: skip
+        body.append(_trial_choice(f"search {s.name}", candidates, m, s.axes))
     return _table(header, body)
+
+
+def _trial_choice(label: str, candidates: str, m: Mapping, axes: Sequence[str]) -> list[str]:
+    """A grid's or a search's row of the table of choices, from its ``metrics.json``."""
+    best, c = m["best"], m["best_corrected"]
+    if best is None:
+        return [label, candidates, "0", "none", "—", "—", "—", "—"]
+    return [
+        label, candidates, str(m["n_beat_reference"]), f"#{best['trial']}: {_at(best, axes)}",
+        _score(best, "accuracy"), _score(c, "accuracy"), _score(best, "brier"), _score(c, "brier"),
+    ]  # fmt: skip
 
 
 MC_METRICS = ("log_loss", "brier", "accuracy")

@@ -12,8 +12,8 @@ MaxNorm, the training rows, the standardization and the seed.
 What stays exactly as in the keras engine (``engines.keras``):
 
 - initial weights: each member's are ``model.build_network``'s from the member's seed,
-  drawn without building it (``model.initial_values``, equal bit for bit), and stacked; a final model is a Keras model again, with
-  the trained weights assigned;
+  drawn without building it (``model.initial_values``, equal bit for bit), and stacked;
+  a final model is a Keras model again, with the trained weights assigned;
 - the update: per member, mini-batches of ``batch_size`` rows in a fresh order every
   epoch, the last short batch kept and averaged over its real rows only (padding is
   masked, never counted); binary cross-entropy on the logits as Keras computes it;
