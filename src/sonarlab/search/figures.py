@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: no display, ever
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 SIZE = (9, 4.5)
 
@@ -47,6 +48,7 @@ def search_figures(study: Any, title: str, seed: int) -> dict[str, Figure]:
         if len(complete) >= 2:
             evaluator = FanovaImportanceEvaluator(seed=seed)
             importance = _figure(plots.plot_param_importances(study, evaluator=evaluator))
+            importance.axes[0].set_title("", loc="left")  # Optuna's own, where ours goes
             importance.axes[0].set_title(f"{title}: parameter importance (fANOVA)")
         else:
             importance = _note(title, "parameter importance needs two complete trials")
@@ -59,4 +61,9 @@ def search_figures(study: Any, title: str, seed: int) -> dict[str, Figure]:
     optuna.logging.set_verbosity(verbosity)
     history.set_size_inches(*SIZE)
     importance.set_size_inches(*SIZE)
+    for fig in (history, importance):  # room for the parameters' dotted names
+        fig.tight_layout()
+    for ax in slices.axes:  # a log axis' minor labels run into each other
+        if ax.get_xscale() == "log":
+            ax.xaxis.set_minor_formatter(NullFormatter())
     return {"history": history, "importance": importance, "slices": slices}
