@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help env pipeline test lint format push pull check-lock ui serve server bench bench-grid agreement permutation
+.PHONY: help env pipeline test lint format push pull check-lock ui serve server bench bench-grid bench-search agreement permutation
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench: env ## both CV engines on the same work, side by side (about 12 min; need
 
 bench-grid: env ## grids vs queued experiments, a 324-trial grid, cv@baseline fused vs keras (long)
 	python benchmarks/grid.py all
+
+bench-search: env ## search@tutorial vs a per-trial Keras Optuna study; halving vs none (~60 min)
+	python benchmarks/search.py all
 
 agreement: env ## fused vs keras mean CV accuracy over 5 seeds (about 20 min)
 	python benchmarks/engines.py agreement
