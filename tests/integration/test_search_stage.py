@@ -114,6 +114,28 @@ def test_mlflow_holds_the_search_run_and_a_child_per_trial_named_by_its_values(r
                                                                      "0.4", "0.5")}  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda s: s["space"].update({"optimizer.learning_rate": {"log_uniform": [0.0, 0.3]}}),
+         "searches.tutorial.space.optimizer.learning_rate.log_uniform"),
+        (lambda s: s.update(sampler="grid"), "searches.tutorial.sampler"),
+        (lambda s: s["halving"].update(rungs=[2, 1]), "searches.tutorial.halving.rungs"),
+    ],
+)  # fmt: skip
+def test_a_bad_search_is_one_line_naming_the_key_with_nothing_written(scratch, edit, key):
+    before = output_bytes(scratch)
+    params = scratch.params()
+    edit(params["searches"][NAME])
+    scratch.write_params(params)
+    out = run_search(scratch, check=False)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert f"search@{NAME}: invalid parameter: {key}: got " in last, out.stderr
+    assert output_bytes(scratch) == before
+    assert not (scratch.root / "mlflow.db").exists()  # no MLflow run, not even a store
+
+
 def test_a_forced_rerun_is_byte_identical(scratch):
     before = output_bytes(scratch)
     scratch.dvc("repro", "-f", "-s", "search@tutorial")

@@ -13,13 +13,14 @@ from sonarlab.core.params import ConfigError, apply_overrides
 from sonarlab.core.paths import store_root
 from sonarlab.grid import cluster
 from sonarlab.predict import main as predict_main
-from sonarlab.stages import cv, fetch, grid, report, standardize
+from sonarlab.stages import cv, fetch, grid, report, search, standardize
 
 ENTRY_POINTS = {
     "python -m sonarlab.stages.fetch": fetch.main,
     "python -m sonarlab.stages.standardize": standardize.main,
     "python -m sonarlab.stages.cv": cv.main,
     "python -m sonarlab.stages.grid": grid.main,
+    "python -m sonarlab.stages.search": search.main,
     "python -m sonarlab.stages.report": report.main,
     "python -m sonarlab.predict": predict_main,
 }
