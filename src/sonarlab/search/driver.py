@@ -83,8 +83,8 @@ def block_size(prepared: Prepared) -> int:
 
 
 def make_sampler(search: SearchConfig) -> Any:
-    """The search's Optuna sampler, seeded by ``searches.<name>.seed``; every setting
-    Optuna's defaults would decide is given here (they changed between majors)."""
+    """The search's Optuna sampler, seeded by ``searches.<name>.seed``, with the settings
+    whose defaults changed between Optuna's majors given here (Optuna is pinned too)."""
     import optuna
 
     seed = search.seed
