@@ -25,6 +25,8 @@ pytestmark = pytest.mark.integration
 
 VARIANTS = ["baseline", "visible", "hidden", "lstm", "lr_decay"]
 GRIDS = ["input_dropout", "hidden_dropout"]
+SEARCHES = ["tutorial"]
+SEARCH_FIGURES = ("history", "importance", "slices")
 
 
 def parent_runs(client: MlflowClient, experiment_id: str):
@@ -53,7 +55,8 @@ def test_repro_runs_every_stage_once_in_dependency_order(reproduced):
     ran = ran_stages(out)
     assert ran[:2] == ["fetch", "standardize"] and ran[-1] == "report"
     assert sorted(ran[2:-1]) == sorted([*(f"cv@{v}" for v in VARIANTS),
-                                        *(f"grid@{g}" for g in GRIDS)])  # fmt: skip
+                                        *(f"grid@{g}" for g in GRIDS),
+                                        *(f"search@{s}" for s in SEARCHES)])  # fmt: skip
     raw = project.root / "data" / "raw" / "sonar.csv"
     assert uci.fingerprint(uci.read_local(raw)) == uci.FINGERPRINT
 
@@ -62,7 +65,7 @@ def test_dag_and_metrics_show_every_variant(reproduced):
     project, _ = reproduced
     dag = project.dvc("dag").stdout
     stages = ["fetch", "standardize", "report", *(f"cv@{v}" for v in VARIANTS)]
-    for stage in [*stages, *(f"grid@{g}" for g in GRIDS)]:
+    for stage in [*stages, *(f"grid@{g}" for g in GRIDS), *(f"search@{s}" for s in SEARCHES)]:
         assert stage in dag
     shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
     per_file = shown[""]["data"]
@@ -83,11 +86,14 @@ def test_generated_files_are_owned_by_dvc_not_git(reproduced):
         "reports/summary.md",
         *(f"results/{v}/{f}" for v in VARIANTS
           for f in ("model.keras", "folds.csv", "predictions.csv")),
+        *(f"results/search/{n}/{f}" for n in SEARCHES
+          for f in ("study.journal", "splits.csv", "predictions.csv", "history.png")),
     ]  # fmt: skip
     kept = [
         "reports/fold_accuracy.csv",
         *(f"results/{v}/{f}" for v in VARIANTS for f in ("metrics.json", "curves.csv")),
         *(f"results/grid/{g}/{f}" for g in GRIDS for f in ("metrics.json", "trials.csv")),
+        *(f"results/search/{n}/{f}" for n in SEARCHES for f in ("metrics.json", "trials.csv")),
     ]
     for path in cached + kept:
         assert (project.root / path).is_file(), path
@@ -166,8 +172,13 @@ def test_report_puts_the_tutorial_beside_our_numbers(reproduced):
         assert f"{v}, MC dropout (" in summary
     assert "baseline, MC dropout" not in summary
     # every choice shows its naive and its bias-corrected estimate
-    chosen = [ln for ln in summary.splitlines() if ln.startswith(("| variants", "| grid "))]
-    assert len(chosen) == 1 + len(GRIDS), chosen
+    chosen = [ln for ln in summary.splitlines()
+              if ln.startswith(("| variants", "| grid ", "| search "))]  # fmt: skip
+    assert len(chosen) == 1 + len(GRIDS) + len(SEARCHES), chosen
+    for name in SEARCHES:  # each search's sentence and its figures
+        assert f"Search {name} (" in summary
+        for figure in SEARCH_FIGURES:
+            assert f"(../results/search/{name}/{figure}.png)" in summary
 
 
 class _Resources(HTMLParser):
@@ -188,8 +199,9 @@ def test_html_report_is_self_contained(reproduced):
     project, _ = reproduced
     page = _Resources()
     page.feed((project.root / "reports" / "index.html").read_text())
-    # + a learning curve per variant and a figure per grid
-    assert page.images == len(REPORT_FIGURES) + len(VARIANTS) + len(GRIDS)
+    # + a learning curve per variant, a figure per grid and three per search
+    assert page.images == (len(REPORT_FIGURES) + len(VARIANTS) + len(GRIDS)
+                           + len(SEARCH_FIGURES) * len(SEARCHES))  # fmt: skip
     assert page.urls and all(u.startswith("data:image/png;base64,") for u in page.urls)
     for url in page.urls:
         assert base64.b64decode(url.split(",", 1)[1]).startswith(b"\x89PNG")
@@ -290,13 +302,15 @@ def test_second_repro_runs_nothing(reproduced):
     assert "Data and pipelines are up to date" in out.stdout
 
 
-def test_editing_one_variant_reruns_only_it_its_grid_and_the_report(reproduced):
+def test_editing_one_variant_reruns_only_it_its_grid_its_search_and_the_report(reproduced):
     project, _ = reproduced
     params = project.params()
     params["variants"]["hidden"]["optimizer"]["learning_rate"] = 0.05
     project.write_params(params)
     out = project.dvc("repro")
-    assert ran_stages(out.stdout) == ["cv@hidden", "grid@hidden_dropout", "report"]
+    ran = ran_stages(out.stdout)
+    assert sorted(ran) == ["cv@hidden", "grid@hidden_dropout", "report", "search@tutorial"]
+    assert ran[-1] == "report"
 
 
 def test_same_seed_gives_identical_metrics(reproduced):

@@ -259,5 +259,8 @@ def test_an_edit_to_the_grid_design_leaves_data_and_cv_fresh(runs):
     with edited(runs.origin, "src/sonarlab/design/grids.py"):
         found = set(stale(runs.origin))
     assert not {s for s in found if s in ("fetch", "standardize") or s.startswith("cv@")}
-    readers = stages_depending_on(runs.origin, "src/sonarlab/design")
+    readers = stages_depending_on(runs.origin, "src/sonarlab/design") | stages_depending_on(
+        runs.origin, "src/sonarlab/design/grids.py"
+    )  # the folder (search@*, report) or the file (grid@*)
     assert found == readers and "report" in readers, found
+    assert {"grid@hidden_dropout", "search@tutorial"} <= readers

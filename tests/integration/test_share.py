@@ -191,7 +191,8 @@ def stages_depending_on(project: Project, path: str) -> set[str]:
 def test_the_lock_check_passes_on_a_fresh_clone_in_one_line(ci_clone):
     result = check_lock(ci_clone)
     params = ci_clone.params()
-    n_stages = 3 + len(params["variants"]) + len(params["grids"])  # fetch, standardize, report
+    # fetch, standardize, report and the foreach stages
+    n_stages = 3 + len(params["variants"]) + len(params["grids"]) + len(params["searches"])
     assert (result.returncode, result.stdout) == (
         0,
         f"dvc.lock describes the code and params of all {n_stages} stages of dvc.yaml\n",
@@ -229,7 +230,7 @@ def test_the_lock_check_names_a_changed_param_and_the_stages_that_read_it(ci_clo
     line = f"param variants.hidden.epochs: {epochs} in dvc.lock, {epochs + 1} now"
     assert result.returncode == 1
     assert sorted(stale(result.stdout)) == sorted(
-        (stage, line) for stage in ["cv@hidden", "grid@hidden_dropout", "report"]
+        (stage, line) for stage in ["cv@hidden", "grid@hidden_dropout", "search@tutorial", "report"]
     )
 
 
