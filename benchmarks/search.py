@@ -14,12 +14,12 @@ time and trained together in fused XLA programs. halving: our search at the pipe
 protocol (``cv`` as params.yaml has it), the search as defined against the same search
 with ``halving`` removed (every trial at the full budget), same seed.
 
-Each measurement runs in a fresh clone of the committed code (a temporary folder under
-/work/try, deleted afterwards) with ``dvc repro fetch standardize`` done there, the
-data from SONAR_SOURCE or data/raw/sonar.csv, and times the whole command (interpreter
-start-up and imports included); peak RSS is that command's own process. The XLA
-compilation cache (``SONARLAB_XLA_CACHE``) is the user's, as a user's run has it.
-Intervals are the corrected resampled t intervals the stages report
+Each measurement runs in a fresh clone of the committed code (a temporary folder in
+$SONARLAB_BENCH_DIR or the system temp folder, deleted afterwards) with ``dvc repro
+fetch standardize`` done there, the data from SONAR_SOURCE or data/raw/sonar.csv, and
+times the whole command (interpreter start-up and imports included); peak RSS is that
+command's own process. The XLA compilation cache (``SONARLAB_XLA_CACHE``) is the
+user's, as a user's run has it. Intervals are the corrected resampled t intervals the stages report
 (``results.summary``). The machine is shared and noisy: compare the ratios measured in
 one run, not absolute times across runs. Every measurement prints a JSON line as it ends.
 """
@@ -42,7 +42,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TRY = Path("/work/try")
+# where the fresh clones go (each deleted afterwards): the system temp folder by default
+TRY = Path(os.environ.get("SONARLAB_BENCH_DIR") or tempfile.gettempdir())
 SEARCH = "tutorial"
 QUICK_VS = {"trials": 2, "folds": 5, "epochs": 20}
 QUICK_HALVING = {"trials": 6, "folds": 5, "repeats": 1, "rungs": [5, 20]}
@@ -165,8 +166,9 @@ def keras_worker(args: argparse.Namespace) -> None:
         summary = summarize_folds(per_split(result.folds)).metrics()
         trial.set_user_attr("summary", summary)
         trial.set_user_attr("final_seconds", result.final.seconds)
-        emit({"trial": trial.number, **values, "brier_mean": summary["brier_mean"],
-              "accuracy_mean": summary["accuracy_mean"], "seconds": time.perf_counter() - t0,
+        scores = {f"{m}_{p}": summary[f"{m}_{p}"] for m in ("brier", "accuracy")
+                  for p in ("mean", "ci_low", "ci_high")}  # fmt: skip
+        emit({"trial": trial.number, **values, **scores, "seconds": time.perf_counter() - t0,
               "final_seconds": result.final.seconds})  # fmt: skip
         return summary["brier_mean"]
 
