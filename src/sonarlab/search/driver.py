@@ -4,8 +4,9 @@ judged by the one selection rule, and told back in trial order.
 
 A block holds as many trials as a shard (``grid.shards.MAX_MEMBERS`` models over the
 pipeline's splits). With successive halving, a block's trials all train the first rung's
-epochs; the best ``1 / reduction`` of those that beat the no-skill reference, ranked by
-the rule (``rule.ranking``), train the next rung's epochs from scratch, and so on. A
+epochs; the first ``1 / reduction`` of them in the rule's order (``rule.ranking``: those
+that beat the no-skill reference first, by mean Brier score, then the rest) train the next
+rung's epochs from scratch, and so on. A
 trial trained to a rung is exactly that trial trained to that length directly (it is
 the same member with that many epochs), so where a trial stopped never changes its
 numbers. The rest are told to Optuna as pruned, with their last rung's score as an

@@ -37,7 +37,7 @@ candidates the rule considered; the skill test is not repeated inside.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +60,7 @@ BBC_METRICS = ("accuracy", "brier", "log_loss")
 class Verdict:
     """One candidate against the no-skill reference, by the rule's score."""
 
-    name: str
+    name: Hashable  # a variant's name, or a grid's or search's trial number
     score: float  # mean held-out SCORE over the splits (nan: diverged)
     tie_break: float  # mean held-out TIE_BREAK
     versus_reference: stats.PairedTest | None  # SCORE minus the reference's; None if nan
@@ -75,14 +75,14 @@ class Choice:
     """What the rule chose (``None``: no candidate beats the reference), with every
     candidate's verdict in the order given."""
 
-    chosen: str | None
+    chosen: Hashable | None
     verdicts: tuple[Verdict, ...]
 
-    def verdict(self, name: str) -> Verdict:
+    def verdict(self, name: Hashable) -> Verdict:
         return next(v for v in self.verdicts if v.name == name)
 
     @property
-    def eligible(self) -> list[str]:
+    def eligible(self) -> list[Hashable]:
         return [v.name for v in self.verdicts if v.beats_reference]
 
 
@@ -91,7 +91,7 @@ def _mean(table: pd.DataFrame, metric: str) -> float:
     return float(values.mean()) if np.isfinite(values).all() else math.nan
 
 
-def against_reference(name: str, scores: pd.DataFrame, reference: pd.DataFrame) -> Verdict:
+def against_reference(name: Hashable, scores: pd.DataFrame, reference: pd.DataFrame) -> Verdict:
     """``name``'s per-split scores against the reference's on the same splits."""
     keys = ["repeat", "fold"]
     if not scores[keys].reset_index(drop=True).equals(reference[keys].reset_index(drop=True)):
@@ -115,7 +115,7 @@ def choose(candidates: Mapping[str, pd.DataFrame], reference: pd.DataFrame) -> C
     return Choice(order[0] if order else None, verdicts)
 
 
-def ranking(verdicts: Sequence[Verdict], *, eligible_only: bool = True) -> list[str]:
+def ranking(verdicts: Sequence[Verdict], *, eligible_only: bool = True) -> list[Hashable]:
     """The candidates in the rule's order, best first: those that beat the reference, by
     mean score, then tie-break, then their order; with ``eligible_only=False``, the rest
     after them in the same order (a diverged one never). ``choose`` takes the first;
