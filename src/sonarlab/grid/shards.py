@@ -192,7 +192,11 @@ def judged(
     seed: int,
 ) -> Judged:
     """Everything the grid's outputs hold, from its shards' results (in any order)."""
-    folds = trial_folds(planned, results, prepared)
+    return judged_folds(grid, trial_folds(planned, results, prepared), seed)
+
+
+def judged_folds(grid: TrialSet, folds: dict[int, list[FoldResult]], seed: int) -> Judged:
+    """``judged`` from each trial's per-split results (``trial_folds``)."""
     trials, splits = tables(grid, folds)
     oof = predictions(grid, folds)
     trials, assessment = judge(grid, trials, splits, oof, seed)

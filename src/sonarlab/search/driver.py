@@ -24,7 +24,7 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -56,8 +56,7 @@ class SearchTrial:
     """One trial of a search: its values, the last rung it trained and how it ended."""
 
     number: int
-    values: dict[str, Any]
-    trial: Trial  # its variant at its last rung
+    trial: Trial  # its values, and its variant at its last rung
     epochs: int
     state: str
     folds: list[FoldResult]
@@ -69,8 +68,6 @@ class SearchResult:
     trials: list[SearchTrial]
     study: Any  # the optuna.Study, in memory
     model_epochs: int  # models x epochs trained, every rung counted
-    blocks: int
-    shard_seconds: list[float] = field(default_factory=list)
 
     @property
     def complete(self) -> list[SearchTrial]:
@@ -151,21 +148,20 @@ def run_search(
             results = train(rung, planned)
             model_epochs += epochs * sum(len(s.members) for s in planned)
             folds = shards.trial_folds(planned, results, prepared)
-            table, assessment = _judge(rung, folds, seed)
-            rows = {int(row["trial"]): row for row in table.to_dict("records")}
+            judged = shards.judged_folds(rung, folds, seed)
+            rows = {int(row["trial"]): row for row in judged.trials.to_dict("records")}
             last = r == len(search.rungs) - 1
-            kept = set() if last else _promoted(assessment, search, len(alive))
+            kept = set() if last else _promoted(judged.assessment, search, len(alive))
             for t, trial in zip(alive, trials, strict=True):
                 row = rows[t.number]
                 t.report(row[f"{rule.SCORE}_mean"], step=epochs)
                 if t.number in kept:
                     continue
-                state = (
-                    COMPLETE if last else PRUNED
-                ) if math.isfinite(row[f"{rule.SCORE}_mean"]) else FAILED  # fmt: skip
-                ended[t.number] = SearchTrial(
-                    t.number, dict(t.params), trial, epochs, state, folds[t.number], row
-                )
+                if not math.isfinite(row[f"{rule.SCORE}_mean"]):
+                    state = FAILED
+                else:
+                    state = COMPLETE if last else PRUNED
+                ended[t.number] = SearchTrial(t.number, trial, epochs, state, folds[t.number], row)
             alive = [t for t in alive if t.number in kept]
             if not alive:
                 break
@@ -180,14 +176,7 @@ def run_search(
         blocks += 1
         log.info("search@%s: block %d told (%d of %d trials)", search.name, blocks, len(out),
                  search.trials)  # fmt: skip
-    return SearchResult(out, study, model_epochs, blocks)
-
-
-def _judge(rung: Rung, folds: dict[int, list[FoldResult]], seed: int) -> tuple:
-    """(the rung's trials judged by the rule, as ``shards.judge`` gives them; the rule's
-    assessment)."""
-    table, splits = shards.tables(rung, folds)
-    return shards.judge(rung, table, splits, shards.predictions(rung, folds), seed)
+    return SearchResult(out, study, model_epochs)
 
 
 def _promoted(assessment: rule.Assessment, search: SearchConfig, n: int) -> set[int]:
@@ -219,17 +208,16 @@ def judge_search(result: SearchResult, seed: int) -> Final:
     all_folds = {t.number: t.folds for t in result.trials}
     final_rows: dict[int, dict] = {}
     assessment = None
-    predictions = shards.predictions(everyone, all_folds)[list(tables.PREDICTION_KEYS)]
     if complete:
         chosen = Rung(tuple(t.trial for t in complete), complete[0].epochs)
-        folds = {t.number: t.folds for t in complete}
-        table, splits = shards.tables(chosen, folds)
-        predictions = shards.predictions(chosen, folds)
-        table, assessment = shards.judge(chosen, table, splits, predictions, seed)
-        final_rows = {int(row["trial"]): row for row in table.to_dict("records")}
+        judged = shards.judged_folds(chosen, {t.number: t.folds for t in complete}, seed)
+        predictions, assessment = judged.predictions, judged.assessment
+        final_rows = {int(row["trial"]): row for row in judged.trials.to_dict("records")}
+    else:
+        predictions = shards.predictions(everyone, all_folds)[list(tables.PREDICTION_KEYS)]
     rows = [
         {**final_rows.get(t.number, t.row), "state": t.state, "epochs": t.epochs}
         for t in result.trials
     ]
-    _, splits = shards.tables(everyone, all_folds)
+    _, splits = shards.tables(everyone, all_folds)  # every trial at its last rung
     return Final(pd.DataFrame(rows), splits, predictions, assessment)
