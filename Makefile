@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help env pipeline test lint format push pull check-lock ui serve server bench bench-grid bench-search agreement permutation
+.PHONY: help env pipeline test lint format push pull check-lock ui serve server bench bench-engines bench-grid bench-search agreement permutation
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -56,7 +56,11 @@ serve: env ## serve the registered @champion model on http://127.0.0.1:5001 (off
 server: env ## team MLflow server on PostgreSQL (SONARLAB_DATABASE_URI=postgresql://...)
 	scripts/tracking-server
 
-bench: env ## both CV engines on the same work, side by side (about 12 min; needs the data)
+bench: env ## kernel GFLOP/s vs SGEMM, LSTM block, cv@baseline fused vs keras, 324-trial grid (~30 min)
+	python benchmarks/engines.py kernel
+	python benchmarks/grid.py stage big
+
+bench-engines: env ## both CV engines' CV calls on the same work, per variant (about 12 min)
 	python benchmarks/engines.py speed
 
 bench-grid: env ## grids vs queued experiments, a 324-trial grid, cv@baseline fused vs keras (long)

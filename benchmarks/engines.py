@@ -1,6 +1,7 @@
 """Both CV engines on the same work, side by side in one invocation.
 
-    python benchmarks/engines.py speed        # the table for the README (make bench)
+    python benchmarks/engines.py kernel       # one block's GFLOP/s beside SGEMM's (make bench)
+    python benchmarks/engines.py speed        # both engines' CV calls (make bench-engines)
     python benchmarks/engines.py agreement    # fused vs keras accuracy over seeds
 
 Each measurement runs in its own process (so peak RSS is that engine's alone); the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import subprocess
@@ -57,6 +59,96 @@ def worker(args: argparse.Namespace) -> None:
     acc = np.array([f.test_metrics["accuracy"] for f in folds])
     print(json.dumps({"seconds": seconds, "acc_mean": acc.mean(), "acc_std": acc.std(),
                       "n_folds": len(folds)}))  # fmt: skip
+
+
+def block(args: argparse.Namespace) -> None:
+    """One block of the fused engine (``BLOCK`` split members of one variant, all epochs)
+    on one thread: its training time with the program compiled, and its arithmetic."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from sonarlab.core.params import CVConfig, read_params
+    from sonarlab.data import uci
+    from sonarlab.data.folds import prepare
+    from sonarlab.design.variants import load_variant
+    from sonarlab.training.engines import fused
+    from sonarlab.training.members import split_members
+
+    sonar = uci.read_local(data_path())
+    variant = load_variant(read_params(ROOT / "params.yaml"), args.variant)
+    prepared = prepare(sonar.X, sonar.y, CVConfig(folds=10, repeats=4, seed=args.seed))
+    members = split_members(variant, prepared)[: fused.BLOCK]
+    seconds = []
+    for _ in range(1 + args.repeat):  # the first compiles the program
+        t0 = time.perf_counter()
+        fused.train_stacked(members, sonar.X, sonar.y)
+        seconds.append(time.perf_counter() - t0)
+    rows = sum(len(m.train) for m in members)
+    flop = 3 * forward_flop(variant) * rows * variant.epochs  # forward + backward
+    print(json.dumps({"seconds": min(seconds[1:]), "first": seconds[0], "gflop": flop / 1e9,
+                      "members": len(members), "epochs": variant.epochs}))  # fmt: skip
+
+
+def forward_flop(variant) -> int:
+    """Multiply-adds x 2 of one row's forward pass (the dense and recurrent products)."""
+    m = variant.model
+    if m.kind == "mlp":
+        dims = [60, *m.hidden, 1]
+        return sum(2 * a * b for a, b in itertools.pairwise(dims))
+    return m.timesteps * 2 * 4 * m.units * (m.features + m.units) + 2 * m.units
+
+
+SGEMM = """
+import json, time, numpy as np
+n = 2048
+a, b = (np.random.default_rng(0).standard_normal((n, n), dtype=np.float32) for _ in "ab")
+a @ b
+times = []
+for _ in range(5):
+    t0 = time.perf_counter(); a @ b; times.append(time.perf_counter() - t0)
+print(json.dumps({"gflops": 2 * n**3 / min(times) / 1e9}))
+"""
+
+
+def sgemm_roofline() -> float:
+    """numpy's single-thread SGEMM (2048 x 2048) in GFLOP/s: this machine's limit for the
+    block's arithmetic. OpenBLAS picks its kernel by ``OPENBLAS_CORETYPE`` (and sizes
+    its blocks by ``OPENBLAS_L2_SIZE``); this environment sets them to an older core's,
+    so they are unset for this one command, and the CPU's own kernel is measured."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}  # fmt: skip
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", SGEMM], env=env, capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    return json.loads(out.strip().splitlines()[-1])["gflops"]
+
+
+def kernel(args: argparse.Namespace) -> None:
+    roof = sgemm_roofline()
+    print(f"single-thread SGEMM (numpy, 2048 x 2048, CPU's own kernel): {roof:.0f} GFLOP/s\n")
+    print("| block (one thread) | members x epochs | GFLOP | training s | GFLOP/s | of SGEMM "
+          "| first call s (compiles) |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    results = {}
+    for v in args.variants:
+        cmd = [sys.executable, __file__, "block", v, "--repeat", str(args.repeat)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        r = results[v] = json.loads(proc.stdout.strip().splitlines()[-1])
+        rate = r["gflop"] / r["seconds"]
+        print(
+            f"| {v} | {r['members']} x {r['epochs']} | {r['gflop']:.1f} | {r['seconds']:.2f} "
+            f"| {rate:.1f} | {100 * rate / roof:.0f}% | {r['first']:.1f} |",
+            flush=True,
+        )
+    mlp = [results[v]["seconds"] for v in results if v != "lstm"]
+    if "lstm" in results and mlp:
+        print(
+            f"\nLSTM block / MLP blocks: {results['lstm']['seconds'] / max(mlp):.1f}x to "
+            f"{results['lstm']['seconds'] / min(mlp):.1f}x the time"
+        )
 
 
 def measure(engine: str, variant: str, folds: int, epochs: int, seed: int = 7, take: int = 0):
@@ -138,6 +230,13 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--variants", nargs="+", default=[*MLP_VARIANTS, "lstm"])
     s.add_argument("--lstm-work", nargs="+", default=["2x20", "10x50"],
                    help="reduced LSTM work as FOLDSxEPOCHS, timed on both engines")  # fmt: skip
+    k = sub.add_parser("kernel", help="one block's GFLOP/s beside SGEMM's, same run")
+    k.add_argument("--variants", nargs="+", default=["baseline", "hidden", "lstm"])
+    k.add_argument("--repeat", type=int, default=2, help="timed calls after the first")
+    b = sub.add_parser("block")
+    b.add_argument("variant")
+    b.add_argument("--repeat", type=int, default=2)
+    b.add_argument("--seed", type=int, default=7)
     a = sub.add_parser("agreement", help="fused vs keras accuracy over seeds")
     a.add_argument("--variants", nargs="+", default=[*MLP_VARIANTS, "lstm"])
     a.add_argument("--seeds", type=int, default=5)
@@ -152,7 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--seed", type=int, default=7)
     w.add_argument("--take", type=int, default=0, help="only the first N folds (reduced work)")
     args = parser.parse_args(argv)
-    {"speed": speed, "agreement": agreement, "worker": worker}[args.command](args)
+    commands = {"speed": speed, "agreement": agreement, "worker": worker, "kernel": kernel,
+                "block": block}  # fmt: skip
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

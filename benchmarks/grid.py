@@ -5,6 +5,7 @@
     python benchmarks/grid.py stage      # cv@baseline, whole process: fused vs keras
     python benchmarks/grid.py cluster    # one grid in-process vs a local Dask cluster
     python benchmarks/grid.py all        # the four (make bench-grid)
+    python benchmarks/grid.py stage big  # any of them, in that order (make bench: these two)
 
 Each measurement runs in a fresh clone of the committed code (in a temporary folder,
 deleted afterwards), with the data from SONAR_SOURCE or data/raw/sonar.csv, and times
@@ -264,13 +265,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["queue", "big", "stage", "cluster", "all"])
+    parser.add_argument("what", nargs="+", choices=["queue", "big", "stage", "cluster", "all"])
     parser.add_argument("--timeout", type=float, default=1800, help="for the queue (seconds)")
     parser.add_argument("--trials", action="store_true", help="big: one seed only (108 trials)")
     parser.add_argument("--repeat", type=int, default=2, help="stage: fused runs (the first "
                         "fills the compilation cache)")  # fmt: skip
     args = parser.parse_args(argv)
-    for what in ("queue", "big", "stage", "cluster") if args.what == "all" else (args.what,):
+    for what in ("queue", "big", "stage", "cluster") if "all" in args.what else args.what:
         {"queue": queue, "big": big, "stage": stage, "cluster": cluster}[what](args)
         print(flush=True)
 
