@@ -115,8 +115,9 @@ print(json.dumps({"gflops": 2 * n**3 / min(times) / 1e9}))
 def sgemm_roofline() -> float:
     """numpy's single-thread SGEMM (2048 x 2048) in GFLOP/s: this machine's limit for the
     block's arithmetic. OpenBLAS picks its kernel by ``OPENBLAS_CORETYPE`` (and sizes
-    its blocks by ``OPENBLAS_L2_SIZE``); this environment sets them to an older core's,
-    so they are unset for this one command, and the CPU's own kernel is measured."""
+    its blocks by ``OPENBLAS_L2_SIZE``); an environment may set them to an older core's
+    (this team's machines did), so they are unset for this one command and the CPU's own
+    kernel is measured. One thread: two here give about twice the rate."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}  # fmt: skip
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
