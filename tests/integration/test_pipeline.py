@@ -242,7 +242,7 @@ def test_dvc_plots_show_renders_the_report_figures(reproduced, tmp_path):
     assert "overfitting.png" in page and "fold_accuracy" in page
 
 
-def test_store_holds_a_parent_run_per_variant_with_nested_folds(reproduced):
+def test_store_holds_a_parent_run_per_variant_with_nested_folds(reproduced, tmp_path):
     project, _ = reproduced
     client = MlflowClient(project.store)
     exp = client.get_experiment_by_name("sonar-dropout")
@@ -273,10 +273,22 @@ def test_store_holds_a_parent_run_per_variant_with_nested_folds(reproduced):
         assert mc == (set() if name == "baseline" else MC_KEYS), name
         folds = children(client, run)
         assert len(folds) == TINY_SPLITS
+        # each fold's curves are its run's table; their mean is the variant's curves.csv
+        fold_curves = []
         for fold in folds:
-            history = client.get_metric_history(fold.info.run_id, "epoch_test_loss")
-            assert [h.step for h in history] == list(range(TINY["epochs"]))
             assert {"accuracy", "roc_auc", "log_loss", "train_accuracy"} <= set(fold.data.metrics)
+            assert not any(k.startswith("epoch_") for k in fold.data.metrics)
+            local = mlflow.artifacts.download_artifacts(
+                run_id=fold.info.run_id, artifact_path="curves.csv",
+                dst_path=str(tmp_path / fold.info.run_id), tracking_uri=project.store,
+            )  # fmt: skip
+            fold_curves.append(tables.FOLD_CURVES.read(Path(local)))
+        assert all(list(t.index) == list(range(1, TINY["epochs"] + 1)) for t in fold_curves)
+        mean = tables.CURVES.read(project.root / "results" / name / "curves.csv")
+        for key in ("train_loss", "test_loss", "test_accuracy"):
+            np.testing.assert_allclose(
+                np.mean([t[key] for t in fold_curves], axis=0), mean[f"{key}_mean"], rtol=1e-5
+            )
 
 
 def test_logged_model_predicts_from_raw_rows(reproduced):

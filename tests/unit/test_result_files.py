@@ -12,7 +12,7 @@ from sonarlab.data.folds import Split
 from sonarlab.results import tables
 from sonarlab.results.metrics import CURVE_KEYS
 from sonarlab.results.summary import SUMMARY_KEYS, summarize_folds
-from sonarlab.training.outcomes import FoldResult, mean_curves, per_split, rows_digest
+from sonarlab.training.outcomes import FoldResult, epoch_table, mean_curves, per_split, rows_digest
 
 
 def fold(repeat, k, acc, epochs=3):
@@ -52,6 +52,16 @@ def test_curves_round_trip_with_the_epoch_as_index(tmp_path):
     back = tables.CURVES.read(tmp_path / "curves.csv")
     assert list(back.index) == [1, 2, 3] and list(back.columns) == list(curves.columns)
     np.testing.assert_allclose(back.to_numpy(), curves.to_numpy(), rtol=1e-5)
+
+
+def test_a_folds_curves_keep_its_float32_values_exactly(tmp_path):
+    rng = np.random.default_rng(3)
+    values = {key: rng.random(5, dtype=np.float32).tolist() for key in CURVE_KEYS}
+    tables.FOLD_CURVES.write(tmp_path / "curves.csv", epoch_table(values))
+    back = tables.FOLD_CURVES.read(tmp_path / "curves.csv")
+    assert list(back.index) == [1, 2, 3, 4, 5] and list(back.columns) == list(CURVE_KEYS)
+    for key in CURVE_KEYS:  # the engines' numbers, bit for bit
+        assert (back[key].to_numpy(np.float32) == np.float32(values[key])).all(), key
 
 
 def test_metrics_json_must_hold_exactly_its_keys(tmp_path):

@@ -3,6 +3,7 @@ report, each format declared once here and checked on every read.
 
 - ``results/<variant>/folds.csv`` (``FOLDS``): one row per split, ``outcomes.per_split``;
 - ``results/<variant>/curves.csv`` (``CURVES``): per-epoch mean and std over splits;
+  each split's own curves (``FOLD_CURVES``) are its MLflow fold run's ``curves.csv``;
 - ``results/<variant>/metrics.json``: ``summary.SUMMARY_KEYS`` plus ``EXTRA_METRICS``;
 - ``reports/fold_accuracy.csv`` (``FOLD_ACCURACY``): every variant's held-out accuracy
   per split, for ``dvc plots``;
@@ -44,6 +45,11 @@ FOLDS = files.CsvFormat(
 CURVES = files.CsvFormat(
     {"epoch": "int64", **{f"{k}_{s}": "float64" for k in CURVE_KEYS for s in ("mean", "std")}},
     index="epoch",
+)
+# One split's curves, the artifact ``curves.csv`` of its fold run: 9 digits keep the
+# engines' float32 values exactly.
+FOLD_CURVES = files.CsvFormat(
+    {"epoch": "int64", **dict.fromkeys(CURVE_KEYS, "float64")}, index="epoch", float_format="%.9g"
 )
 # Out-of-fold predictions: each repeat holds out every row once. 9 digits keep the
 # engines' float32 probabilities exactly.

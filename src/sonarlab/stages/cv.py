@@ -105,7 +105,7 @@ def cv_stage(variant_name: str, overrides: list[str]) -> None:
         try:
             result = engines.cross_validate(
                 cv.engine, variant, sonar, prepared, progress,
-                on_fold=lambda fold: runs.log_fold(client, folds_id, variant_name, fold),
+                on_fold=lambda fold: runs.log_fold(folds_id, variant_name, fold),
             )  # fmt: skip
         except Exception as exc:
             if not sizes.ran_out_of_memory(exc):

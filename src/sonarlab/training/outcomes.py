@@ -88,6 +88,13 @@ def rows_digest(rows: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def epoch_table(columns: dict) -> pd.DataFrame:
+    """Per-epoch columns as a table indexed by epoch, from 1."""
+    table = pd.DataFrame(columns)
+    table.index = pd.RangeIndex(1, len(table) + 1, name="epoch")
+    return table
+
+
 def mean_curves(folds: list[FoldResult]) -> pd.DataFrame:
     """Per-epoch mean and std across splits of each curve in ``CURVE_KEYS``: columns
     ``<key>_mean`` and ``<key>_std``, one row per epoch (the index, from 1)."""
@@ -96,9 +103,7 @@ def mean_curves(folds: list[FoldResult]) -> pd.DataFrame:
         values = np.array([f.curves[key] for f in folds])
         out[f"{key}_mean"] = values.mean(axis=0)
         out[f"{key}_std"] = values.std(axis=0)
-    table = pd.DataFrame(out)
-    table.index = pd.RangeIndex(1, len(table) + 1, name="epoch")
-    return table
+    return epoch_table(out)
 
 
 def out_of_fold(folds: list[FoldResult], p_mc: list[np.ndarray] | None = None) -> pd.DataFrame:

@@ -259,7 +259,8 @@ def _lstm_forward(template, params, x, hyper, noise):
     The timesteps are a ``tf.while_loop``, not a Python loop: unrolled, XLA fused the
     backward pass's cell-state recursion into every timestep's gradient, recomputing
     it from the last step each time (quadratic in the timesteps; 55% of a training
-    step, profiled). In a loop each step's gradient is computed once (2.4x faster).
+    step, profiled). In a loop each step's gradient is computed once: 2.6x faster (a
+    block of 32 models x 25 epochs, 11.1 s -> 4.2 s).
     """
     m = template.model
     kernel, recurrent, bias, w_out, b_out = params
