@@ -30,12 +30,12 @@ test: env ## run the tests (unit and integration, real DVC and MLflow)
 	python -m pytest
 
 lint: env ## ruff lint and format check
-	ruff check src tests scripts
-	ruff format --check src tests scripts
+	ruff check src tests scripts benchmarks
+	ruff format --check src tests scripts benchmarks
 
 format: env ## apply ruff's fixes and formatting
-	ruff check --fix src tests scripts
-	ruff format src tests scripts
+	ruff check --fix src tests scripts benchmarks
+	ruff format src tests scripts benchmarks
 
 push: env ## share the outputs and the run-cache: dvc push to the default remote
 	dvc push --run-cache
@@ -57,20 +57,20 @@ server: env ## team MLflow server on PostgreSQL (SONARLAB_DATABASE_URI=postgresq
 	scripts/tracking-server
 
 bench: env ## kernel GFLOP/s vs SGEMM, LSTM block, cv@baseline fused vs keras, 324-trial grid (~30 min)
-	python benchmarks/engines.py kernel
-	python benchmarks/grid.py stage big
+	python -m benchmarks.engines kernel
+	python -m benchmarks.grid stage big
 
 bench-engines: env ## both CV engines' CV calls on the same work, per variant (about 12 min)
-	python benchmarks/engines.py speed
+	python -m benchmarks.engines speed
 
 bench-grid: env ## grids vs queued experiments, a 324-trial grid, cv@baseline fused vs keras (long)
-	python benchmarks/grid.py all
+	python -m benchmarks.grid all
 
 bench-search: env ## search@tutorial vs a per-trial Keras Optuna study; halving vs none (~60 min)
-	python benchmarks/search.py all
+	python -m benchmarks.search all
 
 agreement: env ## fused vs keras mean CV accuracy over 5 seeds (about 20 min)
-	python benchmarks/engines.py agreement
+	python -m benchmarks.engines agreement
 
 permutation: env ## best-of-grid, the rule and BBC-CV on 5 label permutations + true labels (about 15 min)
-	python benchmarks/permutation.py
+	python -m benchmarks.permutation

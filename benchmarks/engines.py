@@ -1,8 +1,8 @@
 """Both CV engines on the same work, side by side in one invocation.
 
-    python benchmarks/engines.py kernel       # one block's GFLOP/s beside SGEMM's (make bench)
-    python benchmarks/engines.py speed        # both engines' CV calls (make bench-engines)
-    python benchmarks/engines.py agreement    # fused vs keras accuracy over seeds
+    python -m benchmarks.engines kernel       # one block's GFLOP/s beside SGEMM's (make bench)
+    python -m benchmarks.engines speed        # both engines' CV calls (make bench-engines)
+    python -m benchmarks.engines agreement    # fused vs keras accuracy over seeds
 
 Each measurement runs in its own process (so peak RSS is that engine's alone); the
 time is the CV call's wall time inside that process, interpreter start-up and
@@ -18,16 +18,19 @@ import dataclasses
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT, last_line, run
+
+SELF = [sys.executable, "-m", "benchmarks.engines"]  # run from ROOT
 MLP_VARIANTS = ("baseline", "visible", "hidden", "lr_decay")
 
 
 def data_path() -> Path:
+    """A local file of the data (the workers read it directly): this checkout's
+    data/raw/sonar.csv, else SONAR_SOURCE if it is one."""
     local = ROOT / "data" / "raw" / "sonar.csv"
     if local.is_file():
         return local
@@ -37,21 +40,30 @@ def data_path() -> Path:
     raise SystemExit("no data: run `dvc repro fetch` or set SONAR_SOURCE to a local copy")
 
 
+def setup(variant_name: str, cv):
+    """The data, ``variant_name`` as params.yaml defines it, and its splits under ``cv``."""
+    from sonarlab.core.params import read_params
+    from sonarlab.data import uci
+    from sonarlab.data.folds import prepare
+    from sonarlab.design.variants import load_variant
+
+    sonar = uci.read_local(data_path())
+    variant = load_variant(read_params(ROOT / "params.yaml"), variant_name)
+    return sonar, variant, prepare(sonar.X, sonar.y, cv)
+
+
 def worker(args: argparse.Namespace) -> None:
     """One engine on one variant; prints a JSON line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
 
-    from sonarlab.core.params import CVConfig, read_params
-    from sonarlab.data import uci
-    from sonarlab.data.folds import prepare
-    from sonarlab.design.variants import load_variant
+    from sonarlab.core.params import CVConfig
     from sonarlab.training import engines
 
-    sonar = uci.read_local(data_path())
-    variant = load_variant(read_params(ROOT / "params.yaml"), args.variant)
+    sonar, variant, prepared = setup(
+        args.variant, CVConfig(folds=args.folds, repeats=1, seed=args.seed)
+    )
     variant = dataclasses.replace(variant, epochs=args.epochs)
-    prepared = prepare(sonar.X, sonar.y, CVConfig(folds=args.folds, repeats=1, seed=args.seed))
     prepared = prepared.first(args.take or len(prepared.splits))  # reduced work
     t0 = time.perf_counter()
     folds = engines.cross_validate(args.engine, variant, sonar, prepared).folds
@@ -69,16 +81,11 @@ def block(args: argparse.Namespace) -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from sonarlab.core.params import CVConfig, read_params
-    from sonarlab.data import uci
-    from sonarlab.data.folds import prepare
-    from sonarlab.design.variants import load_variant
+    from sonarlab.core.params import CVConfig
     from sonarlab.training.engines import fused
     from sonarlab.training.members import split_members
 
-    sonar = uci.read_local(data_path())
-    variant = load_variant(read_params(ROOT / "params.yaml"), args.variant)
-    prepared = prepare(sonar.X, sonar.y, CVConfig(folds=10, repeats=4, seed=args.seed))
+    sonar, variant, prepared = setup(args.variant, CVConfig(folds=10, repeats=4, seed=args.seed))
     members = split_members(variant, prepared)[: fused.BLOCK]
     seconds = []
     for _ in range(1 + args.repeat):  # the first compiles the program
@@ -121,9 +128,8 @@ def sgemm_roofline() -> float:
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}  # fmt: skip
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", SGEMM], env=env, capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
-    return json.loads(out.strip().splitlines()[-1])["gflops"]
+    cmd = [sys.executable, "-c", SGEMM]
+    return last_line(run(cmd, env=env), cmd)["gflops"]
 
 
 def kernel(args: argparse.Namespace) -> None:
@@ -133,11 +139,8 @@ def kernel(args: argparse.Namespace) -> None:
           "| first call s (compiles) |\n|---|---|---|---|---|---|---|")  # fmt: skip
     results = {}
     for v in args.variants:
-        cmd = [sys.executable, __file__, "block", v, "--repeat", str(args.repeat)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-        r = results[v] = json.loads(proc.stdout.strip().splitlines()[-1])
+        cmd = [*SELF, "block", v, "--repeat", str(args.repeat)]
+        r = results[v] = last_line(run(cmd), cmd)
         rate = r["gflop"] / r["seconds"]
         print(
             f"| {v} | {r['members']} x {r['epochs']} | {r['gflop']:.1f} | {r['seconds']:.2f} "
@@ -153,16 +156,11 @@ def kernel(args: argparse.Namespace) -> None:
 
 
 def measure(engine: str, variant: str, folds: int, epochs: int, seed: int = 7, take: int = 0):
-    cmd = [sys.executable, __file__, "worker", engine, variant, str(folds), str(epochs),
+    """One engine on one variant in its own process: the worker's result and its peak RSS."""
+    cmd = [*SELF, "worker", engine, variant, str(folds), str(epochs),
            "--seed", str(seed), "--take", str(take)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed (status {status})")
-    result = json.loads(out.strip().splitlines()[-1])
-    result["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
-    return result
+    result = run(cmd)
+    return {**last_line(result, cmd), "peak_rss_mib": result["peak_rss_mib"]}
 
 
 def speed(args: argparse.Namespace) -> None:

@@ -1,11 +1,11 @@
 """Grid studies against the alternatives, side by side in one invocation.
 
-    python benchmarks/grid.py queue      # default grids: dvc repro vs queued experiments
-    python benchmarks/grid.py big        # a 324-trial grid in-process, and cv@hidden's rate
-    python benchmarks/grid.py stage      # cv@baseline, whole process: fused vs keras
-    python benchmarks/grid.py cluster    # one grid in-process vs a local Dask cluster
-    python benchmarks/grid.py all        # the four (make bench-grid)
-    python benchmarks/grid.py stage big  # any of them, in that order (make bench: these two)
+    python -m benchmarks.grid queue      # default grids: dvc repro vs queued experiments
+    python -m benchmarks.grid big        # a 324-trial grid in-process, and cv@hidden's rate
+    python -m benchmarks.grid stage      # cv@baseline, whole process: fused vs keras
+    python -m benchmarks.grid cluster    # one grid in-process vs a local Dask cluster
+    python -m benchmarks.grid all        # the four (make bench-grid)
+    python -m benchmarks.grid stage big  # any of them, in that order (make bench: these two)
 
 Each measurement runs in a fresh clone of the committed code (in a temporary folder,
 deleted afterwards), with the data from SONAR_SOURCE or data/raw/sonar.csv, and times
@@ -16,21 +16,18 @@ The machine is shared and noisy: compare the ratios measured in one run.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-import os
 import subprocess
-import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from benchmarks.common import BIN, clone, run
+
 RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 QUEUED = {"visible": "model.input_dropout", "hidden": "model.hidden_dropout"}
 BIG = {  # 6 x 3 x 3 x 2 x 3 = 324 trials
@@ -45,51 +42,10 @@ BIG = {  # 6 x 3 x 3 x 2 x 3 = 324 trials
 }
 
 
-def data_source() -> str:
-    local = ROOT / "data" / "raw" / "sonar.csv"
-    source = os.environ.get("SONAR_SOURCE") or (str(local) if local.is_file() else "")
-    if not source:
-        raise SystemExit("no data: set SONAR_SOURCE to a local copy (or run dvc repro fetch)")
-    return str(Path(source).resolve()) if "://" not in source else source
-
-
-@contextmanager
-def clone():
-    """A fresh clone of HEAD with fetch and standardize done, and its environment."""
-    with tempfile.TemporaryDirectory(prefix="sonarlab-bench-") as tmp:
-        root = Path(tmp) / "repo"
-        subprocess.run(["git", "clone", "-q", str(ROOT), str(root)], check=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-        env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", SONAR_SOURCE=data_source(),
-                   DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true",
-                   TF_CPP_MIN_LOG_LEVEL="3")  # fmt: skip
-        timed(["dvc", "repro", "standardize"], root, env)
-        yield root, env
-
-
-def timed(cmd: list[str], cwd: Path, env: dict) -> dict:
-    """Run ``cmd``; its wall time and the peak RSS of the largest process of its tree (MiB).
-
-    The peak is this command's own (``os.wait4``'s usage of the child and the processes
-    it waited for), not the largest of every command run so far."""
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err,
-                                text=True)  # fmt: skip
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.perf_counter() - t0
-        err.seek(0)
-        stderr = err.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
-    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024, "out": stderr}
-
-
 def queue(args) -> None:
     """The 12 default grid points: two grid stages against 12 queued DVC experiments."""
     with clone() as (root, env):
-        grids = timed(["dvc", "repro", "grid@input_dropout", "grid@hidden_dropout"], root, env)
+        grids = run(["dvc", "repro", "grid@input_dropout", "grid@hidden_dropout"], root, env)
         ours = {}
         for name, (variant, axis) in zip(("input_dropout", "hidden_dropout"), QUEUED.items(),
                                           strict=True):  # fmt: skip
@@ -98,9 +54,9 @@ def queue(args) -> None:
         t0 = time.perf_counter()
         for variant, axis in QUEUED.items():
             values = ",".join(str(r) for r in RATES)
-            timed(["dvc", "exp", "run", "--queue", "-S",
+            run(["dvc", "exp", "run", "--queue", "-S",
                    f"variants.{variant}.{axis}={values}", f"cv@{variant}"], root, env)  # fmt: skip
-        timed(["dvc", "queue", "start", "-j", "2"], root, env)
+        run(["dvc", "queue", "start", "-j", "2"], root, env)
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
             status = subprocess.run(["dvc", "queue", "status"], cwd=root, env=env,
@@ -135,26 +91,27 @@ def queued_accuracies(root: Path, env: dict) -> dict[str, dict[float, float]]:
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     exp = client.get_experiment_by_name("sonar-dropout")
     out: dict[str, dict[float, float]] = {v: {} for v in QUEUED}
-    for run in client.search_runs([exp.experiment_id], "tags.`dvc.exp_name` != ''",
-                                  max_results=1000):  # fmt: skip
-        variant = run.data.params.get("variant")
-        if variant in QUEUED and "accuracy_mean" in run.data.metrics:
-            rate = float(run.data.params[f"variant.{QUEUED[variant]}"])
-            out[variant][rate] = run.data.metrics["accuracy_mean"]
+    for r in client.search_runs([exp.experiment_id], "tags.`dvc.exp_name` != ''",
+                                max_results=1000):  # fmt: skip
+        variant = r.data.params.get("variant")
+        if variant in QUEUED and "accuracy_mean" in r.data.metrics:
+            rate = float(r.data.params[f"variant.{QUEUED[variant]}"])
+            out[variant][rate] = r.data.metrics["accuracy_mean"]
     return out
 
 
 def big(args) -> None:
     """The 324-trial grid in-process, beside the single-variant stage's training rate."""
-    with clone() as (root, env):
-        params = yaml.safe_load((root / "params.yaml").read_text())
-        params["grids"]["big"] = BIG
-        if args.trials:  # a subset, for a quick look: the first N rates x ... of the product
+
+    def edit(params: dict) -> None:
+        params["grids"]["big"] = copy.deepcopy(BIG)
+        if args.trials:  # a subset, for a quick look: one seed of the product
             params["grids"]["big"]["axes"]["seed"] = [0]
-        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    with clone(edit) as (root, env):
         cmd = [str(BIN / "python"), "-m", "sonarlab.stages.grid", "big"]
-        grid = timed(cmd, root, env)
-        single = timed([str(BIN / "python"), "-m", "sonarlab.stages.cv", "hidden"], root, env)
+        grid = run(cmd, root, env)
+        single = run([str(BIN / "python"), "-m", "sonarlab.stages.cv", "hidden"], root, env)
         trials = pd.read_csv(root / "results" / "grid" / "big" / "trials.csv")
         metrics = json.loads((root / "results" / "grid" / "big" / "metrics.json").read_text())
     splits, epochs = 30, 300
@@ -174,8 +131,8 @@ def stage(args) -> None:
     """cv@baseline end to end, the fused engine against the keras engine, same clone."""
     with clone() as (root, env):
         cv = [str(BIN / "python"), "-m", "sonarlab.stages.cv", "baseline"]
-        fused = [timed(cv, root, env) for _ in range(args.repeat)]
-        keras = timed([*cv, "--set", "cv.engine=keras"], root, env)
+        fused = [run(cv, root, env) for _ in range(args.repeat)]
+        keras = run([*cv, "--set", "cv.engine=keras"], root, env)
     best = min(r["seconds"] for r in fused)
     runs = ", ".join(f"{r['seconds']:.1f} s" for r in fused)
     print(f"| engine | cv@baseline, whole process |\n|---|---|\n"

@@ -1,7 +1,7 @@
 """The permutation check of the selection rule and its bias-corrected estimate.
 
-    python benchmarks/permutation.py                  # 5 permutations + the true labels
-    python benchmarks/permutation.py --seeds 1 --epochs 50 --no-true   # a quick look
+    python -m benchmarks.permutation           # 5 permutations + the true labels
+    python -m benchmarks.permutation --seeds 1 --epochs 50 --no-true   # a quick look
 
 With the labels permuted at random the bands carry no signal: no configuration can do
 better than the no-skill reference, so what a grid's best trial scores above chance is

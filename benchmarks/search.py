@@ -1,8 +1,8 @@
 """``search@<name>`` against the alternatives, side by side in one invocation.
 
-    python benchmarks/search.py vs-keras   # our search vs an Optuna study, a Keras fit per fold
-    python benchmarks/search.py halving    # the tutorial search with and without its halving
-    python benchmarks/search.py all        # both (make bench-search); --quick: a smoke check
+    python -m benchmarks.search vs-keras   # our search vs an Optuna study, a Keras fit per fold
+    python -m benchmarks.search halving    # the tutorial search with and without its halving
+    python -m benchmarks.search all        # both (make bench-search); --quick: a smoke check
 
 vs-keras: the same space, sampler (``driver.make_sampler``, the same seed) and budget
 (``--trials``), on the tutorial's protocol (10-fold stratified CV, 1 repeat, 300 epochs,
@@ -31,87 +31,28 @@ import copy
 import json
 import math
 import os
-import subprocess
-import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-# where the fresh clones go (each deleted afterwards): the system temp folder by default
-TRY = Path(os.environ.get("SONARLAB_BENCH_DIR") or tempfile.gettempdir())
+from benchmarks.common import BIN, clone, last_line, run
+
 SEARCH = "tutorial"
 QUICK_VS = {"trials": 2, "folds": 5, "epochs": 20}
 QUICK_HALVING = {"trials": 6, "folds": 5, "repeats": 1, "rungs": [5, 20]}
-
-
-def data_source() -> str:
-    local = ROOT / "data" / "raw" / "sonar.csv"
-    source = os.environ.get("SONAR_SOURCE") or (str(local) if local.is_file() else "")
-    if not source:
-        raise SystemExit("no data: set SONAR_SOURCE to a local copy (or run dvc repro fetch)")
-    return str(Path(source).resolve()) if "://" not in source else source
 
 
 def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
-@contextmanager
-def clone(edit):
-    """A fresh clone of HEAD, its params.yaml changed by ``edit(params)``, with fetch and
-    standardize done; yields (root, environment)."""
-    TRY.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="sonarlab-bench-search-", dir=TRY) as tmp:
-        root = Path(tmp) / "repo"
-        subprocess.run(["git", "clone", "-q", str(ROOT), str(root)], check=True)
-        write_params(root, edit)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-        env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", SONAR_SOURCE=data_source(),
-                   DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true",
-                   TF_CPP_MIN_LOG_LEVEL="3")  # fmt: skip
-        timed(["dvc", "repro", "fetch", "standardize"], root, env)
-        yield root, env
-
-
-def write_params(root: Path, edit) -> dict:
-    path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    edit(params)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return params
-
-
-def timed(cmd: list[str], cwd: Path, env: dict, echo: bool = False) -> dict:
-    """Run ``cmd``: its wall time, its peak RSS (MiB) and the JSON lines it printed
-    (``echo``: passed on as they come)."""
-    with tempfile.TemporaryFile("w+") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err,
-                                text=True)  # fmt: skip
-        lines = []
-        for line in proc.stdout:
-            if line.startswith("{"):
-                lines.append(json.loads(line))
-                if echo:
-                    print(line, end="", flush=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - t0
-        if status != 0:
-            err.seek(0)
-            raise SystemExit(f"{' '.join(cmd)} failed (status {status}):\n{err.read()[-3000:]}")
-    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024, "lines": lines}
-
-
 def our_search(root: Path, env: dict, name: str = SEARCH) -> dict:
     """``python -m sonarlab.stages.search <name>`` in ``root``: its time and metrics.json."""
-    run = timed([str(BIN / "python"), "-m", "sonarlab.stages.search", name], root, env)
+    result = run([str(BIN / "python"), "-m", "sonarlab.stages.search", name], root, env)
     metrics = json.loads((root / "results" / "search" / name / "metrics.json").read_text())
-    return {"seconds": run["seconds"], "peak_rss_mib": run["peak_rss_mib"], "metrics": metrics}
+    return {"seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"],
+            "metrics": metrics}  # fmt: skip
 
 
 def no_halving(params: dict, name: str = SEARCH) -> None:
@@ -197,16 +138,17 @@ def vs_keras(args: argparse.Namespace) -> dict:
     with clone(edit) as (root, env):
         seconds = []
         for i in range(args.repeat):  # the first in this clone compiles what the cache lacks
-            run = our_search(root, env)
-            seconds.append(run["seconds"])
-            ours = {**run, "times": list(seconds)}
-            emit({"measure": "vs-keras", "way": "ours", "run": i + 1, "seconds": run["seconds"],
-                  "peak_rss_mib": run["peak_rss_mib"], "model_epochs":
-                  run["metrics"]["model_epochs"], "best": run["metrics"]["best"]})  # fmt: skip
-        worker = [str(BIN / "python"), str(Path(__file__).resolve()), "keras-worker", SEARCH]
-        run = timed(worker, root, env, echo=True)
-        study = run["lines"][-1]
-        theirs = {"seconds": run["seconds"], "peak_rss_mib": run["peak_rss_mib"], **study}
+            mine = our_search(root, env)
+            seconds.append(mine["seconds"])
+            ours = {**mine, "times": list(seconds)}
+            emit({"measure": "vs-keras", "way": "ours", "run": i + 1, "seconds": mine["seconds"],
+                  "peak_rss_mib": mine["peak_rss_mib"], "model_epochs":
+                  mine["metrics"]["model_epochs"], "best": mine["metrics"]["best"]})  # fmt: skip
+        # this module, from the clone: the committed code, as the rest of the measurement
+        worker = [str(BIN / "python"), "-m", "benchmarks.search", "keras-worker", SEARCH]
+        result = run(worker, root, env, echo=True)
+        study = last_line(result, worker)
+        theirs = {"seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"], **study}
         emit({"measure": "vs-keras", "way": "per-trial keras", "seconds": theirs["seconds"],
               "peak_rss_mib": theirs["peak_rss_mib"], "final_seconds": theirs["final_seconds"],
               "best_trial": theirs["best_trial"], "best": theirs["best"]})  # fmt: skip
@@ -335,10 +277,10 @@ def print_halving(r: dict) -> None:
           "| chosen trial | values | held-out Brier [95% CI] | accuracy [95% CI] "
           "| bias-corrected accuracy [95% CI] |\n|---|---|---|---|---|---|---|---|---|",
           flush=True)  # fmt: skip
-    for label, run in (("with halving", h), ("halving removed", f)):
-        m = run["metrics"]
+    for label, r in (("with halving", h), ("halving removed", f)):
+        m = r["metrics"]
         best = m["best"]
-        print(f"| {label} | {m['model_epochs']:,} | {times(run)} | "
+        print(f"| {label} | {m['model_epochs']:,} | {times(r)} | "
               f"{m['n_complete']} / {m['n_pruned']} / {m['n_failed']} | "
               + (f"#{best['trial']}" if best else "none")
               + f" | {values(best, AXES)} | {ci(best, 'brier')} | "

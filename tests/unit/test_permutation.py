@@ -7,8 +7,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from benchmarks.permutation import check, describe, permuted, summary
 
+from benchmarks.permutation import check, describe, permuted, summary
 from sonarlab.core.params import CVConfig, read_params
 from sonarlab.data.uci import Sonar
 from sonarlab.design.grids import load_grid

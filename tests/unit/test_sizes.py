@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
 import os
 
 import pytest
@@ -23,10 +22,9 @@ PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 def big_grid() -> dict:
     """The README's 324-trial grid, as ``make bench-grid`` runs it (benchmarks/grid.py)."""
-    spec = importlib.util.spec_from_file_location("bench_grid", ROOT / "benchmarks" / "grid.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return copy.deepcopy(module.BIG)
+    from benchmarks.grid import BIG
+
+    return copy.deepcopy(BIG)
 
 
 def with_grid(spec: dict) -> dict:

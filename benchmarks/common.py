@@ -1,0 +1,96 @@
+"""What the benchmarks share: where the project and its data are, a fresh clone to
+measure in, and one command run with its wall time and its own peak RSS.
+
+The benchmarks run as modules from the project's root (``python -m benchmarks.grid``),
+so that each can import this one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# where the fresh clones go (each deleted afterwards): the system temp folder by default
+TRY = Path(os.environ.get("SONARLAB_BENCH_DIR") or tempfile.gettempdir())
+
+
+def data_source() -> str:
+    """SONAR_SOURCE (a local copy or a URL), else this checkout's data/raw/sonar.csv."""
+    local = ROOT / "data" / "raw" / "sonar.csv"
+    source = os.environ.get("SONAR_SOURCE") or (str(local) if local.is_file() else "")
+    if not source:
+        raise SystemExit("no data: set SONAR_SOURCE to a local copy (or run dvc repro fetch)")
+    return str(Path(source).resolve()) if "://" not in source else source
+
+
+def run(cmd: list[str], cwd: Path = ROOT, env: dict | None = None, echo: bool = False) -> dict:
+    """Run ``cmd``: its wall time, its peak RSS in MiB, the JSON lines it printed on stdout
+    (``echo``: passed on as they come) and its stderr. A failure stops the benchmark with
+    the end of that stderr.
+
+    The peak is this command's own: ``os.wait4``'s usage of the child and the processes it
+    waited for (the largest of them), not the largest of every command run so far."""
+    with tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err,
+                                text=True)  # fmt: skip
+        lines = []
+        for line in proc.stdout:
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+                if echo:
+                    print(line, end="", flush=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        err.seek(0)
+        stderr = err.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed (exit {code}):\n{stderr[-3000:]}")
+    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024, "lines": lines,
+            "stderr": stderr}  # fmt: skip
+
+
+def last_line(result: dict, cmd: list[str]) -> dict:
+    """The last JSON line a command printed (a worker's result)."""
+    if not result["lines"]:
+        raise SystemExit(f"{' '.join(map(str, cmd))} printed no JSON line")
+    return result["lines"][-1]
+
+
+@contextmanager
+def clone(edit: Callable[[dict], None] | None = None) -> Iterator[tuple[Path, dict]]:
+    """A fresh clone of HEAD in ``TRY``, its params.yaml changed by ``edit(params)``, with
+    fetch and standardize done; yields (root, environment). Deleted afterwards."""
+    TRY.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sonarlab-bench-", dir=TRY) as tmp:
+        root = Path(tmp) / "repo"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(root)], check=True)
+        if edit is not None:
+            edit_params(root, edit)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+        env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", SONAR_SOURCE=data_source(),
+                   DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true",
+                   TF_CPP_MIN_LOG_LEVEL="3")  # fmt: skip
+        run(["dvc", "repro", "standardize"], root, env)
+        yield root, env
+
+
+def edit_params(root: Path, edit: Callable[[dict], None]) -> dict:
+    """``root``'s params.yaml changed in place by ``edit(params)``; the new params."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    edit(params)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
