@@ -1,11 +1,12 @@
 """XLA's persistent compilation cache (``core.xla_cache``): a second process loads the
-programs the first one stored, and trains to the same bits."""
+programs the first one stored, and trains to the same bits; the cache stays bounded."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from sonarlab.core import xla_cache
 
 # Trains three tiny members fused and saves every weight, curve and probability.
 TRAIN = """
+import logging
 import sys
 import numpy as np
 from sonarlab.data.folds import Scaler
@@ -29,6 +31,7 @@ v = VariantConfig(model=ModelConfig("mlp", hidden=(8,), hidden_dropout=0.2),
 s = Scaler(mean=np.zeros(60), std=np.ones(60))
 rows = np.arange(40)
 members = [Member(v, rows[i:], rows[:i], s, 10 + i) for i in (0, 5, 9)]
+logging.basicConfig(level=logging.INFO)  # the engine's lines about the cache, on stderr
 out = fused.train_stacked(members, X, y)
 arrays = {f"{j}_{k}": a for j, o in enumerate(out)
           for k, a in [*enumerate(o.weights), ("c", o.curves), ("p", o.p_train)]}
@@ -81,3 +84,62 @@ def test_configure_sets_the_flag_unless_given_or_off(tmp_path):
     assert xla_cache.configure(own) is None and own["TF_XLA_FLAGS"] == given
     off = {xla_cache.ENV: "0"}
     assert xla_cache.configure(off) is None and "TF_XLA_FLAGS" not in off
+
+
+def _entry(folder: Path, name: str, size: int, used: float) -> Path:
+    path = folder / f"{xla_cache.PREFIX}__{name}__XLA_CPU_JIT.pb"
+    path.write_bytes(b"x" * size)
+    os.utime(path, (used, used))
+    return path
+
+
+def test_prune_removes_the_least_recently_used_beyond_the_limit(tmp_path):
+    folder = tmp_path / "key"
+    folder.mkdir()
+    now = 1_000_000_000.0
+    old, mid, new = (_entry(folder, n, 100, now - age) for n, age in
+                     (("old", 300), ("mid", 200), ("new", 100)))  # fmt: skip
+    os.utime(mid, (now - 10, now - 200))  # read recently: used later than new
+    other = folder / "notes.txt"
+    other.write_text("not an entry")
+    assert xla_cache.prune(folder, limit_bytes=200, now=now) == (1, 100)
+    assert not old.exists() and mid.exists() and new.exists() and other.exists()
+    assert xla_cache.prune(folder, limit_bytes=100, now=now) == (1, 100)
+    assert mid.exists() and not new.exists()
+    assert xla_cache.prune(folder, limit_bytes=100, now=now) == (0, 0)
+
+
+def test_prune_removes_other_keys_folders_once_unused_for_long(tmp_path):
+    now = 1_000_000_000.0
+    day = 86400
+    names = ("here", "stale", "recent", "foreign", "empty")
+    here, stale, recent, foreign, empty = (tmp_path / n for n in names)
+    for f in (here, stale, recent, foreign, empty):
+        f.mkdir()
+    _entry(here, "a", 10, now - 99 * day)  # the current key's: bounded by size only
+    _entry(stale, "a", 10, now - 31 * day)
+    _entry(stale, "b", 10, now - 40 * day)
+    _entry(recent, "a", 10, now - 31 * day)
+    _entry(recent, "b", 10, now - 2 * day)  # one entry used lately keeps the folder
+    _entry(foreign, "a", 10, now - 99 * day)
+    (foreign / "mine.txt").write_text("someone else's file")
+    for f in (stale, recent, foreign):
+        os.utime(f, (now - 50 * day, now - 50 * day))
+    os.utime(empty, (now - 1, now - 1))  # just made by a process that stores nothing yet
+    assert xla_cache.prune(here, stale_days=30, now=now) == (2, 20)
+    assert here.is_dir() and recent.is_dir() and foreign.is_dir() and empty.is_dir()
+    assert not stale.exists()
+    assert xla_cache.entries(here) == 1 and xla_cache.entries(recent) == 2
+
+
+def test_a_process_that_stores_programs_prunes_the_cache(tmp_path):
+    cache = tmp_path / "xla"
+    gone = cache / "0123456789abcdef"  # another key's folder, unused for 40 days
+    gone.mkdir(parents=True)
+    long_ago = time.time() - 40 * 86400
+    _entry(gone, "old", 10, long_ago)
+    os.utime(gone, (long_ago, long_ago))
+    _, log = _run(tmp_path, "first", cache)
+    assert "compiled and stored" in log
+    assert "removed 1 program(s), 0.0 MiB" in log
+    assert [f.name for f in cache.iterdir()] == [xla_cache.cache_key(os.environ)]

@@ -16,6 +16,11 @@ it), outside the repository so that no DVC output or dep is near it; a path, tha
 folder; ``off`` (or ``0``, empty), no cache. A ``--tf_xla_persistent_cache_directory``
 of your own in ``TF_XLA_FLAGS`` wins. The cache changes no number (a loaded program
 is the compiled one; tested bit for bit), only the time to the first step.
+
+TensorFlow never removes an entry, and every change to a program's code or shapes adds
+new ones, so ``prune`` bounds it: after a process stores programs, the folder keeps at
+most ``LIMIT_BYTES`` (the least recently used go first), and the folders of other keys
+(another TensorFlow, other flags, another CPU) go once unused for ``STALE_DAYS``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shutil
+import time
 from collections.abc import MutableMapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -30,6 +37,9 @@ from pathlib import Path
 ENV = "SONARLAB_XLA_CACHE"
 OFF = ("", "0", "off", "false", "no")
 FLAG = "--tf_xla_persistent_cache_directory"
+PREFIX = "xla_compile_cache"  # TensorFlow's name for each entry
+LIMIT_BYTES = 1 << 30  # a whole pipeline's programs are about 31 MiB
+STALE_DAYS = 30
 
 
 def _cpu() -> str:
@@ -99,4 +109,69 @@ def entries(folder: Path | None) -> int:
     """How many compiled programs the cache holds."""
     if folder is None or not folder.is_dir():
         return 0
-    return sum(1 for p in folder.iterdir() if p.name.startswith("xla_compile_cache"))
+    return sum(1 for p in folder.iterdir() if p.name.startswith(PREFIX))
+
+
+def _last_use(stat: os.stat_result) -> float:
+    """When an entry was last written or read (reads move the access time, at least
+    daily under Linux's default ``relatime``)."""
+    return max(stat.st_atime, stat.st_mtime)
+
+
+def prune(
+    folder: Path,
+    limit_bytes: int = LIMIT_BYTES,
+    stale_days: float = STALE_DAYS,
+    now: float | None = None,
+) -> tuple[int, int]:
+    """Bound the cache whose current key folder is ``folder``: remove its least recently
+    used entries until it holds at most ``limit_bytes``, and every sibling key folder
+    none of whose entries was used in ``stale_days``. Returns the entries and bytes
+    removed. Safe beside other processes: a removed entry is compiled again where it
+    is needed, and one another process is reading stays readable until it is closed."""
+    now = time.time() if now is None else now
+    removed = [0, 0]
+
+    def entries_of(where: Path) -> list[tuple[float, int, Path]]:
+        found = []
+        for path in where.iterdir():
+            if not path.name.startswith(PREFIX):
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # removed meanwhile by another process
+                continue
+            found.append((_last_use(stat), stat.st_size, path))
+        return found
+
+    def remove(size: int, path: Path) -> None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        removed[0] += 1
+        removed[1] += size
+
+    here = entries_of(folder)
+    total = sum(size for _, size, _ in here)
+    for _, size, path in sorted(here):  # least recently used first
+        if total <= limit_bytes:
+            break
+        remove(size, path)
+        total -= size
+    for sibling in folder.parent.iterdir():
+        if sibling == folder or not sibling.is_dir():
+            continue
+        theirs = entries_of(sibling)
+        try:
+            created = sibling.stat().st_mtime  # a new, still empty folder is in use too
+        except FileNotFoundError:
+            continue
+        if max([created, *(used for used, _, _ in theirs)]) > now - stale_days * 86400:
+            continue
+        if any(not p.name.startswith(PREFIX) for p in sibling.iterdir()):
+            continue  # not only ours: left as it is
+        for _, size, path in theirs:
+            remove(size, path)
+        shutil.rmtree(sibling, ignore_errors=True)
+    return removed[0], removed[1]

@@ -39,6 +39,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -517,7 +518,23 @@ def train_stacked(
         new = xla_cache.entries(cache) - cached
         log.info("XLA cache %s: %d program(s) loaded, %d compiled and stored",
                  cache, max(0, compiled - new), new)  # fmt: skip
+        if new:
+            _prune_cache(cache)
     return out
+
+
+def _prune_cache(cache: Path) -> None:
+    """Keep the XLA cache bounded (``xla_cache.prune``) now that it has grown; a cache
+    that cannot be pruned (a read-only folder, say) is left as it is."""
+    try:
+        count, size = xla_cache.prune(cache)
+    except OSError as exc:
+        log.warning("XLA cache %s: not pruned (%s)", cache, exc)
+        return
+    if count:
+        log.info("XLA cache %s: removed %d program(s), %.1f MiB: the least recently used "
+                 "beyond %d MiB, or another key's unused for %d days", cache, count,
+                 size / 2**20, xla_cache.LIMIT_BYTES >> 20, xla_cache.STALE_DAYS)  # fmt: skip
 
 
 def _traces() -> int:
