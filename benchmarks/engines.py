@@ -20,24 +20,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-from benchmarks.common import ROOT, last_line, run
+from benchmarks.common import ROOT, last_line, local_data, run
 
 SELF = [sys.executable, "-m", "benchmarks.engines"]  # run from ROOT
 MLP_VARIANTS = ("baseline", "visible", "hidden", "lr_decay")
-
-
-def data_path() -> Path:
-    """A local file of the data (the workers read it directly): this checkout's
-    data/raw/sonar.csv, else SONAR_SOURCE if it is one."""
-    local = ROOT / "data" / "raw" / "sonar.csv"
-    if local.is_file():
-        return local
-    source = os.environ.get("SONAR_SOURCE")
-    if source and Path(source).is_file():
-        return Path(source)
-    raise SystemExit("no data: run `dvc repro fetch` or set SONAR_SOURCE to a local copy")
 
 
 def setup(variant_name: str, cv):
@@ -47,7 +34,7 @@ def setup(variant_name: str, cv):
     from sonarlab.data.folds import prepare
     from sonarlab.design.variants import load_variant
 
-    sonar = uci.read_local(data_path())
+    sonar = uci.read_local(local_data())
     variant = load_variant(read_params(ROOT / "params.yaml"), variant_name)
     return sonar, variant, prepare(sonar.X, sonar.y, cv)
 
@@ -129,7 +116,7 @@ def sgemm_roofline() -> float:
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}  # fmt: skip
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-c", SGEMM]
-    return last_line(run(cmd, env=env), cmd)["gflops"]
+    return last_line(run(cmd, env=env, lines=True), cmd)["gflops"]
 
 
 def kernel(args: argparse.Namespace) -> None:
@@ -140,7 +127,7 @@ def kernel(args: argparse.Namespace) -> None:
     results = {}
     for v in args.variants:
         cmd = [*SELF, "block", v, "--repeat", str(args.repeat)]
-        r = results[v] = last_line(run(cmd), cmd)
+        r = results[v] = last_line(run(cmd, lines=True), cmd)
         rate = r["gflop"] / r["seconds"]
         print(
             f"| {v} | {r['members']} x {r['epochs']} | {r['gflop']:.1f} | {r['seconds']:.2f} "
@@ -159,7 +146,7 @@ def measure(engine: str, variant: str, folds: int, epochs: int, seed: int = 7, t
     """One engine on one variant in its own process: the worker's result and its peak RSS."""
     cmd = [*SELF, "worker", engine, variant, str(folds), str(epochs),
            "--seed", str(seed), "--take", str(take)]  # fmt: skip
-    result = run(cmd)
+    result = run(cmd, lines=True)
     return {**last_line(result, cmd), "peak_rss_mib": result["peak_rss_mib"]}
 
 

@@ -31,10 +31,10 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import ROOT, local_data
 from sonarlab.core.params import CVConfig, load_protocol, plain, read_params
 from sonarlab.data.folds import prepare
 from sonarlab.data.seeds import bootstrap_seed
@@ -43,7 +43,6 @@ from sonarlab.design.grids import GridConfig, load_grid
 from sonarlab.grid import shards
 from sonarlab.selection import rule
 
-ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (1, 2, 3, 4, 5)  # one permutation of the labels per seed
 GRID = {  # 6 x 2 x 2 = 24 trials of `hidden`, the tutorial's two optimizers among them
     "variant": "hidden",
@@ -53,18 +52,6 @@ GRID = {  # 6 x 2 x 2 = 24 trials of `hidden`, the tutorial's two optimizers amo
         "optimizer.momentum": [0.8, 0.9],
     },
 }
-
-
-def data_path(given: str | None) -> Path:
-    if given:
-        return Path(given)
-    local = ROOT / "data" / "raw" / "sonar.csv"
-    if local.is_file():
-        return local
-    source = os.environ.get("SONAR_SOURCE")
-    if source and "://" not in source and (ROOT / source).is_file():
-        return ROOT / source  # an absolute SONAR_SOURCE stays itself
-    raise SystemExit("no data: pass --data, run `dvc repro fetch` or set SONAR_SOURCE to a copy")
 
 
 def permuted(y: np.ndarray, seed: int) -> np.ndarray:
@@ -218,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from sonarlab.data import uci
 
-    sonar = uci.read_local(data_path(args.data))
+    sonar = uci.read_local(local_data(args.data))
     params = read_params(ROOT / "params.yaml")
     cv = load_protocol(params)
     spec = plain(GRID)

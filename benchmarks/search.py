@@ -16,7 +16,7 @@ with ``halving`` removed (every trial at the full budget), same seed.
 
 Each measurement runs in a fresh clone of the committed code (a temporary folder in
 $SONARLAB_BENCH_DIR or the system temp folder, deleted afterwards) with ``dvc repro
-fetch standardize`` done there, the data from SONAR_SOURCE or data/raw/sonar.csv, and
+standardize`` (and so fetch) done there, the data from SONAR_SOURCE or data/raw/sonar.csv, and
 times the whole command (interpreter start-up and imports included); peak RSS is that
 command's own process. The XLA compilation cache (``SONARLAB_XLA_CACHE``) is the
 user's, as a user's run has it. Intervals are the corrected resampled t intervals the stages report
@@ -146,7 +146,7 @@ def vs_keras(args: argparse.Namespace) -> dict:
                   mine["metrics"]["model_epochs"], "best": mine["metrics"]["best"]})  # fmt: skip
         # this module, from the clone: the committed code, as the rest of the measurement
         worker = [str(BIN / "python"), "-m", "benchmarks.search", "keras-worker", SEARCH]
-        result = run(worker, root, env, echo=True)
+        result = run(worker, root, env, lines=True, echo=True)
         study = last_line(result, worker)
         theirs = {"seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"], **study}
         emit({"measure": "vs-keras", "way": "per-trial keras", "seconds": theirs["seconds"],
@@ -208,9 +208,9 @@ def halving(args: argparse.Namespace) -> dict:
     return out
 
 
-def summary_of(run: dict) -> dict:
-    m = run["metrics"]
-    return {"seconds": run["seconds"], "peak_rss_mib": run["peak_rss_mib"],
+def summary_of(result: dict) -> dict:
+    m = result["metrics"]
+    return {"seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"],
             "model_epochs": m["model_epochs"], "model_epochs_full_budget":
             m["model_epochs_full_budget"], "n_complete": m["n_complete"], "n_pruned":
             m["n_pruned"], "n_failed": m["n_failed"], "best": m["best"],
@@ -240,8 +240,8 @@ AXES = ["model.hidden_dropout", "optimizer.learning_rate", "optimizer.momentum",
         "model.max_norm"]  # fmt: skip
 
 
-def times(run: dict) -> str:
-    return ", ".join(f"{t:.0f} s" for t in run["times"])
+def times(result: dict) -> str:
+    return ", ".join(f"{t:.0f} s" for t in result["times"])
 
 
 def print_vs_keras(r: dict) -> None:
