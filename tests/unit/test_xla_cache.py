@@ -39,9 +39,11 @@ np.savez(sys.argv[1], **{str(k): v for k, v in arrays.items()})
 """
 
 
-def _run(tmp_path: Path, name: str, cache: Path) -> tuple[dict, str]:
+def _run(tmp_path: Path, name: str, cache: Path, tf_flags: str = "") -> tuple[dict, str]:
     env = {**os.environ, xla_cache.ENV: str(cache)}
     env.pop("TF_XLA_FLAGS", None)
+    if tf_flags:
+        env["TF_XLA_FLAGS"] = tf_flags
     out = tmp_path / f"{name}.npz"
     proc = subprocess.run([sys.executable, "-c", TRAIN, str(out)], env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -112,9 +114,10 @@ def test_prune_removes_the_least_recently_used_beyond_the_limit(tmp_path):
 def test_prune_removes_other_keys_folders_once_unused_for_long(tmp_path):
     now = 1_000_000_000.0
     day = 86400
-    names = ("here", "stale", "recent", "foreign", "empty")
-    here, stale, recent, foreign, empty = (tmp_path / n for n in names)
-    for f in (here, stale, recent, foreign, empty):
+    key = iter(f"{i:016x}" for i in range(100))
+    here, stale, recent, foreign, empty, old_empty = (tmp_path / next(key) for _ in range(6))
+    not_a_key = tmp_path / "notes"  # the parent may be a folder of the user's
+    for f in (here, stale, recent, foreign, empty, old_empty, not_a_key):
         f.mkdir()
     _entry(here, "a", 10, now - 99 * day)  # the current key's: bounded by size only
     _entry(stale, "a", 10, now - 31 * day)
@@ -123,13 +126,23 @@ def test_prune_removes_other_keys_folders_once_unused_for_long(tmp_path):
     _entry(recent, "b", 10, now - 2 * day)  # one entry used lately keeps the folder
     _entry(foreign, "a", 10, now - 99 * day)
     (foreign / "mine.txt").write_text("someone else's file")
-    for f in (stale, recent, foreign):
+    _entry(not_a_key, "a", 10, now - 99 * day)
+    for f in (stale, recent, foreign, old_empty, not_a_key):
         os.utime(f, (now - 50 * day, now - 50 * day))
     os.utime(empty, (now - 1, now - 1))  # just made by a process that stores nothing yet
     assert xla_cache.prune(here, stale_days=30, now=now) == (2, 20)
-    assert here.is_dir() and recent.is_dir() and foreign.is_dir() and empty.is_dir()
-    assert not stale.exists()
-    assert xla_cache.entries(here) == 1 and xla_cache.entries(recent) == 2
+    assert not stale.exists() and not old_empty.exists()
+    for kept in (here, recent, foreign, empty, not_a_key):
+        assert kept.is_dir(), kept
+    assert [xla_cache.entries(f) for f in (here, recent, not_a_key)] == [1, 2, 1]
+
+
+def test_a_cache_that_cannot_be_pruned_is_a_warning(tmp_path, caplog):
+    from sonarlab.training.engines import fused
+
+    with caplog.at_level("WARNING"):
+        fused._prune_cache(tmp_path / "gone")  # e.g. removed by hand meanwhile
+    assert "not pruned" in caplog.text
 
 
 def test_a_process_that_stores_programs_prunes_the_cache(tmp_path):
@@ -143,3 +156,15 @@ def test_a_process_that_stores_programs_prunes_the_cache(tmp_path):
     assert "compiled and stored" in log
     assert "removed 1 program(s), 0.0 MiB" in log
     assert [f.name for f in cache.iterdir()] == [xla_cache.cache_key(os.environ)]
+
+
+def test_a_folder_given_in_tf_xla_flags_is_never_pruned(tmp_path):
+    own = tmp_path / "own"
+    old = own / "0123456789abcdef"  # looks like a key folder, but the folder is the user's
+    old.mkdir(parents=True)
+    long_ago = time.time() - 40 * 86400
+    _entry(old, "old", 10, long_ago)
+    os.utime(old, (long_ago, long_ago))
+    _, log = _run(tmp_path, "first", tmp_path / "unused", f"{xla_cache.FLAG}={own / 'mine'}")
+    assert "compiled and stored" in log and "removed" not in log
+    assert xla_cache.entries(own / "mine") >= 1 and xla_cache.entries(old) == 1

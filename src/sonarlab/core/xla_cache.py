@@ -25,10 +25,11 @@ most ``LIMIT_BYTES`` (the least recently used go first), and the folders of othe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
-import shutil
+import re
 import time
 from collections.abc import MutableMapping
 from importlib.metadata import PackageNotFoundError, version
@@ -38,6 +39,7 @@ ENV = "SONARLAB_XLA_CACHE"
 OFF = ("", "0", "off", "false", "no")
 FLAG = "--tf_xla_persistent_cache_directory"
 PREFIX = "xla_compile_cache"  # TensorFlow's name for each entry
+KEY = re.compile(r"[0-9a-f]{16}")  # a key folder's name (``cache_key``)
 LIMIT_BYTES = 1 << 30  # a whole pipeline's programs are about 31 MiB
 STALE_DAYS = 30
 
@@ -60,7 +62,7 @@ def cache_key(env: MutableMapping[str, str]) -> str:
     except PackageNotFoundError:
         tf = "?"
     text = "\0".join([tf, env.get("XLA_FLAGS", ""), platform.machine(), _cpu()])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode()).hexdigest()[:16]  # KEY
 
 
 def cache_folder(env: MutableMapping[str, str] | None = None) -> Path | None:
@@ -124,11 +126,13 @@ def prune(
     stale_days: float = STALE_DAYS,
     now: float | None = None,
 ) -> tuple[int, int]:
-    """Bound the cache whose current key folder is ``folder``: remove its least recently
-    used entries until it holds at most ``limit_bytes``, and every sibling key folder
-    none of whose entries was used in ``stale_days``. Returns the entries and bytes
-    removed. Safe beside other processes: a removed entry is compiled again where it
-    is needed, and one another process is reading stays readable until it is closed."""
+    """Bound the cache whose current key folder is ``folder`` (``cache_folder``'s, not a
+    folder of the user's own): remove its least recently used entries until it holds at
+    most ``limit_bytes``, and every sibling key folder (named as ``cache_key`` names
+    them, holding only entries) none of whose entries was used in ``stale_days``.
+    Returns the entries and bytes removed. Safe beside other processes: a removed entry
+    is compiled again where it is needed, and one another process is reading stays
+    readable until it is closed."""
     now = time.time() if now is None else now
     removed = [0, 0]
 
@@ -160,8 +164,8 @@ def prune(
         remove(size, path)
         total -= size
     for sibling in folder.parent.iterdir():
-        if sibling == folder or not sibling.is_dir():
-            continue
+        if sibling == folder or not KEY.fullmatch(sibling.name) or not sibling.is_dir():
+            continue  # only other keys' folders (``cache_key``'s names) are ours to remove
         theirs = entries_of(sibling)
         try:
             created = sibling.stat().st_mtime  # a new, still empty folder is in use too
@@ -173,5 +177,6 @@ def prune(
             continue  # not only ours: left as it is
         for _, size, path in theirs:
             remove(size, path)
-        shutil.rmtree(sibling, ignore_errors=True)
+        with contextlib.suppress(OSError):  # a file that appeared meanwhile keeps it
+            sibling.rmdir()
     return removed[0], removed[1]

@@ -518,7 +518,7 @@ def train_stacked(
         new = xla_cache.entries(cache) - cached
         log.info("XLA cache %s: %d program(s) loaded, %d compiled and stored",
                  cache, max(0, compiled - new), new)  # fmt: skip
-        if new:
+        if new and cache == xla_cache.cache_folder():  # ours, not a TF_XLA_FLAGS folder
             _prune_cache(cache)
     return out
 
