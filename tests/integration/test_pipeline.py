@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from sonarlab.data import uci
 from sonarlab.results import tables
+from sonarlab.results.metrics import CURVE_KEYS
 from sonarlab.results.predictions import split_scores
 from tests.conftest import SHARED_SONAR
 from tests.integration.conftest import BIN, TINY, TINY_SPLITS, ran_stages
@@ -285,7 +286,7 @@ def test_store_holds_a_parent_run_per_variant_with_nested_folds(reproduced, tmp_
             fold_curves.append(tables.FOLD_CURVES.read(Path(local)))
         assert all(list(t.index) == list(range(1, TINY["epochs"] + 1)) for t in fold_curves)
         mean = tables.CURVES.read(project.root / "results" / name / "curves.csv")
-        for key in ("train_loss", "test_loss", "test_accuracy"):
+        for key in CURVE_KEYS:
             np.testing.assert_allclose(
                 np.mean([t[key] for t in fold_curves], axis=0), mean[f"{key}_mean"], rtol=1e-5
             )
