@@ -277,10 +277,10 @@ def print_halving(r: dict) -> None:
           "| chosen trial | values | held-out Brier [95% CI] | accuracy [95% CI] "
           "| bias-corrected accuracy [95% CI] |\n|---|---|---|---|---|---|---|---|---|",
           flush=True)  # fmt: skip
-    for label, r in (("with halving", h), ("halving removed", f)):
-        m = r["metrics"]
+    for label, run_of in (("with halving", h), ("halving removed", f)):
+        m = run_of["metrics"]
         best = m["best"]
-        print(f"| {label} | {m['model_epochs']:,} | {times(r)} | "
+        print(f"| {label} | {m['model_epochs']:,} | {times(run_of)} | "
               f"{m['n_complete']} / {m['n_pruned']} / {m['n_failed']} | "
               + (f"#{best['trial']}" if best else "none")
               + f" | {values(best, AXES)} | {ci(best, 'brier')} | "
