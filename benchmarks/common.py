@@ -21,14 +21,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+LOCAL_DATA = ROOT / "data" / "raw" / "sonar.csv"  # what `dvc repro fetch` writes
 # where the fresh clones go (each deleted afterwards): the system temp folder by default
 TRY = Path(os.environ.get("SONARLAB_BENCH_DIR") or tempfile.gettempdir())
 
 
 def data_source() -> str:
     """SONAR_SOURCE (a local copy or a URL), else this checkout's data/raw/sonar.csv."""
-    local = ROOT / "data" / "raw" / "sonar.csv"
-    source = os.environ.get("SONAR_SOURCE") or (str(local) if local.is_file() else "")
+    fetched = str(LOCAL_DATA) if LOCAL_DATA.is_file() else ""
+    source = os.environ.get("SONAR_SOURCE") or fetched
     if not source:
         raise SystemExit("no data: set SONAR_SOURCE to a local copy (or run dvc repro fetch)")
     return str(Path(source).resolve()) if "://" not in source else source
@@ -39,9 +40,8 @@ def local_data(given: str | None = None) -> Path:
     data/raw/sonar.csv, else SONAR_SOURCE if it names a file (relative to the project)."""
     if given:
         return Path(given)
-    local = ROOT / "data" / "raw" / "sonar.csv"
-    if local.is_file():
-        return local
+    if LOCAL_DATA.is_file():
+        return LOCAL_DATA
     source = os.environ.get("SONAR_SOURCE")
     if source and "://" not in source and (ROOT / source).is_file():
         return ROOT / source  # an absolute SONAR_SOURCE stays itself

@@ -55,7 +55,7 @@ def queue(args) -> None:
         for variant, axis in QUEUED.items():
             values = ",".join(str(r) for r in RATES)
             run(["dvc", "exp", "run", "--queue", "-S",
-                   f"variants.{variant}.{axis}={values}", f"cv@{variant}"], root, env)  # fmt: skip
+                 f"variants.{variant}.{axis}={values}", f"cv@{variant}"], root, env)  # fmt: skip
         run(["dvc", "queue", "start", "-j", "2"], root, env)
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
