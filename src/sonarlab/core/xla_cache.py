@@ -62,7 +62,7 @@ def cache_key(env: MutableMapping[str, str]) -> str:
     except PackageNotFoundError:
         tf = "?"
     text = "\0".join([tf, env.get("XLA_FLAGS", ""), platform.machine(), _cpu()])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]  # KEY
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def cache_folder(env: MutableMapping[str, str] | None = None) -> Path | None:
@@ -111,13 +111,38 @@ def entries(folder: Path | None) -> int:
     """How many compiled programs the cache holds."""
     if folder is None or not folder.is_dir():
         return 0
-    return sum(1 for p in folder.iterdir() if p.name.startswith(PREFIX))
+    return len(_entry_paths(folder))
+
+
+def _entry_paths(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name.startswith(PREFIX)]
 
 
 def _last_use(stat: os.stat_result) -> float:
     """When an entry was last written or read (reads move the access time, at least
     daily under Linux's default ``relatime``)."""
     return max(stat.st_atime, stat.st_mtime)
+
+
+def _uses(paths: list[Path]) -> list[tuple[float, int, Path]]:
+    """Each entry's last use, size and path (an entry removed meanwhile is left out)."""
+    found = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed by another process
+            continue
+        found.append((_last_use(stat), stat.st_size, path))
+    return found
+
+
+def _remove(path: Path) -> bool:
+    """Remove an entry; False if another process did first."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def prune(
@@ -134,49 +159,32 @@ def prune(
     is compiled again where it is needed, and one another process is reading stays
     readable until it is closed."""
     now = time.time() if now is None else now
-    removed = [0, 0]
-
-    def entries_of(where: Path) -> list[tuple[float, int, Path]]:
-        found = []
-        for path in where.iterdir():
-            if not path.name.startswith(PREFIX):
-                continue
-            try:
-                stat = path.stat()
-            except FileNotFoundError:  # removed meanwhile by another process
-                continue
-            found.append((_last_use(stat), stat.st_size, path))
-        return found
-
-    def remove(size: int, path: Path) -> None:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return
-        removed[0] += 1
-        removed[1] += size
-
-    here = entries_of(folder)
+    doomed = []
+    here = sorted(_uses(_entry_paths(folder)))
     total = sum(size for _, size, _ in here)
-    for _, size, path in sorted(here):  # least recently used first
+    for _, size, path in here:  # least recently used first
         if total <= limit_bytes:
             break
-        remove(size, path)
+        doomed.append((size, path))
         total -= size
+    swept = []
     for sibling in folder.parent.iterdir():
         if sibling == folder or not KEY.fullmatch(sibling.name) or not sibling.is_dir():
             continue  # only other keys' folders (``cache_key``'s names) are ours to remove
-        theirs = entries_of(sibling)
+        paths = list(sibling.iterdir())
+        if any(not p.name.startswith(PREFIX) for p in paths):
+            continue  # not only ours: left as it is
+        theirs = _uses(paths)
         try:
             created = sibling.stat().st_mtime  # a new, still empty folder is in use too
         except FileNotFoundError:
             continue
         if max([created, *(used for used, _, _ in theirs)]) > now - stale_days * 86400:
             continue
-        if any(not p.name.startswith(PREFIX) for p in sibling.iterdir()):
-            continue  # not only ours: left as it is
-        for _, size, path in theirs:
-            remove(size, path)
+        doomed += [(size, path) for _, size, path in theirs]
+        swept.append(sibling)
+    gone = [(size, path) for size, path in doomed if _remove(path)]
+    for sibling in swept:
         with contextlib.suppress(OSError):  # a file that appeared meanwhile keeps it
             sibling.rmdir()
-    return removed[0], removed[1]
+    return len(gone), sum(size for size, _ in gone)
