@@ -11,9 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sonarlab.cli.interrupts import Terminated
+from sonarlab.data.folds import Split
 from sonarlab.tracking import runs, stores
 from sonarlab.tracking.stores import (
     BOOT_TAG,
@@ -28,6 +31,7 @@ from sonarlab.tracking.stores import (
     probe_sqlite,
     process_start,
 )
+from sonarlab.training.outcomes import CURVE_KEYS, FoldResult
 from tests.conftest import lock_held
 
 
@@ -289,3 +293,51 @@ def test_an_interrupt_whose_run_cannot_be_ended_says_so_in_one_line(tmp_path, ca
     )
     assert mlflow.active_run() is None
     assert client.get_run(run.info.run_id).info.status == "RUNNING"  # for mark_dead_runs
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, Terminated])
+def test_a_signal_inside_a_statement_leaves_the_store_free_to_end_the_runs(tmp_path, interrupt):
+    """The signal lands inside the driver's ``executemany``, between two rows of a fold
+    run's params (in a real SQLite store, while the interrupt's traceback still holds the
+    statement): the store is not left locked, and both runs end KILLED."""
+    import mlflow
+    import sqlalchemy
+
+    folder = tmp_path / "store"
+    client, experiment_id, _ = runs.open_experiment(folder, "interrupted", stage="t")
+    fold = FoldResult(
+        Split(0, 0, np.arange(8), np.arange(8, 10)), {k: [0.5] * 3 for k in CURVE_KEYS},
+        np.zeros(2), np.zeros(2), {"accuracy": 0.5}, {"accuracy": 0.5}, 1.0, [],
+    )  # fmt: skip
+    landed = []
+
+    def executemany(cursor, statement, parameters, context):
+        if landed or not statement.startswith("INSERT INTO params"):
+            return None  # SQLAlchemy runs it as usual
+
+        def rows():
+            yield parameters[0]
+            landed.append(statement)
+            raise interrupt()
+
+        cursor.executemany(statement, rows())
+        return True
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "do_executemany", executemany)
+    try:
+        with (
+            pytest.raises(interrupt) as caught,
+            mlflow.start_run(experiment_id=experiment_id, tags=liveness_tags()) as parent,
+            runs.closing_run_on_failure(),
+        ):
+            runs.log_fold(experiment_id, "v", fold)
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "do_executemany", executemany)
+    assert landed and caught.traceback  # it landed there, and its frames are still alive
+    other = sqlite3.connect(folder / "mlflow.db", timeout=0)
+    with other:
+        other.execute("UPDATE experiments SET name = name")  # a write, at once: no lock held
+    other.close()
+    statuses = {r.info.run_name: r.info.status for r in client.search_runs([experiment_id])}
+    assert statuses == {parent.info.run_name: "KILLED", "v r0 f0": "KILLED"}
+    assert mlflow.active_run() is None

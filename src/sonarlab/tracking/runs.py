@@ -197,6 +197,7 @@ def open_experiment(
     runs left RUNNING by processes that are gone are ended KILLED
     (``stores.mark_dead_runs``, by ``stage``). The URI returned is the one to show: a
     password in it is masked (``stores.shown``)."""
+    stores.close_interrupted_statements()  # so that an interrupt can still end the runs
     uri = resolve_tracking_uri(store_root)
     timeout = stores.store_timeout()
     check_reachable(uri, experiment=name)

@@ -18,6 +18,9 @@ what to do, never a traceback from MLflow, SQLAlchemy or alembic):
 
 A URI in a message is ``shown``: a password in it is masked.
 
+Interrupts: a statement a signal interrupts has its cursor closed at once
+(``close_interrupted_statements``), so that the store's lock is free to end the runs.
+
 Liveness: every run sonarlab creates carries ``liveness_tags()`` (host, pid namespace,
 boot id, pid and the pid's start time), so that ``mark_dead_runs`` can tell, from the
 same machine, whether the process that left a run RUNNING still exists.
@@ -467,6 +470,35 @@ def bound_database_sessions(uri: str, seconds: float, env: MutableMapping[str, s
         if name not in options:
             options += f" -c {name}={max(1, round(seconds * 1000))}"
     env["PGOPTIONS"] = options.strip()
+
+
+def close_interrupted_statements() -> None:
+    """From now on, a statement that a signal interrupts (``KeyboardInterrupt`` or
+    ``Terminated`` raised inside the driver's ``execute``) has its cursor closed there.
+
+    SQLAlchemy invalidates the connection on such an exception but leaves the cursor
+    open, and SQLite cannot close a connection whose statement is still running: it
+    lingers, holding the store's lock for as long as the interrupt's traceback keeps the
+    cursor alive, which is all the time the runs are being ended KILLED. Those writes then
+    failed with "database is locked" and left the runs RUNNING. Idempotent."""
+    import sqlalchemy
+
+    if not sqlalchemy.event.contains(sqlalchemy.engine.Engine, "handle_error", _close_cursor):
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "handle_error", _close_cursor)
+
+
+def _close_cursor(context) -> None:
+    if isinstance(context.original_exception, Exception):
+        return  # an error, not an interrupt: SQLAlchemy's own handling is right
+    # ExceptionContext.cursor is documented but never set (SQLAlchemy 2.1.9): the
+    # execution context holds the cursor. An exception raised here would replace the
+    # interrupt (SQLAlchemy raises a handler's exception instead), so none escapes.
+    try:
+        cursor = getattr(context.execution_context, "cursor", None)
+        if cursor is not None:
+            cursor.close()
+    except Exception as exc:  # a driver that refuses: the lock then lasts as before
+        log.debug("an interrupted statement's cursor could not be closed: %s", exc)
 
 
 # --- liveness -----------------------------------------------------------------------
