@@ -16,10 +16,20 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# The offline mirror of the UCI data (never committed): ../shared/data/sonar.csv.
-SHARED_SONAR = Path(
-    os.environ.get("SONAR_TEST_DATA", ROOT.parent / "shared" / "data" / "sonar.csv")
-)
+
+
+def offline_copy(env=os.environ) -> Path:
+    """The offline copy of the UCI data that the tests needing the real data read (never
+    committed): ``$SONAR_TEST_DATA``, else ``$SONAR_SOURCE`` when it names a file (as the
+    pipeline takes it: relative to the project root), else ``../shared/data/sonar.csv``."""
+    for name in ("SONAR_TEST_DATA", "SONAR_SOURCE"):
+        value = env.get(name, "")
+        if value and "://" not in value:
+            return ROOT / value  # an absolute path stays as it is
+    return ROOT.parent / "shared" / "data" / "sonar.csv"
+
+
+SHARED_SONAR = offline_copy()
 
 
 def synthetic_sonar(n_mine: int = 30, n_rock: int = 26, seed: int = 0):
